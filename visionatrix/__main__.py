@@ -1,0 +1,3 @@
+from visionatrix.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Network architectures in plain PyTorch (imported only when a model node runs)."""

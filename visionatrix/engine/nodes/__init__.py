@@ -1,0 +1,1 @@
+"""Node implementations, one module per family. Importable without torch (see registry)."""

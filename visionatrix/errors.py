@@ -1,0 +1,85 @@
+"""The project's one exception tree. Errors carry no HTTP codes; ``api/errors.py`` maps them.
+
+VixError
+ ├── NotFound            a task, flow, file or user that does not exist (or is not yours)
+ ├── InvalidInput        a request value that cannot be accepted; names the culprit
+ ├── Conflict            the request clashes with the current state (task not finished...)
+ ├── Unauthorized        no or wrong credentials
+ ├── Forbidden           authenticated, but not allowed
+ ├── FlowNotInstalled    a flow that exists in the catalog but is not installed
+ ├── MissingNodeClasses  a flow uses node classes the engine does not implement
+ ├── ModelMissing        a model file is not on disk (offline, or not installed yet)
+ ├── ModelDownloadError  a model could not be fetched or failed verification
+ ├── NodeError           a node failed while running a graph; names node id and class
+ └── Cancelled           the running graph was asked to stop
+"""
+
+from __future__ import annotations
+
+
+class VixError(Exception):
+    """Something went wrong in Visionatrix."""
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or (self.__doc__ or "").strip()
+        super().__init__(self.message)
+
+
+class NotFound(VixError):
+    """Not found."""
+
+
+class InvalidInput(VixError):
+    """Invalid input."""
+
+
+class Conflict(VixError):
+    """The request conflicts with the current state."""
+
+
+class Unauthorized(VixError):
+    """Authentication required."""
+
+
+class Forbidden(VixError):
+    """You are not allowed to do this."""
+
+
+class FlowNotInstalled(NotFound):
+    """The flow is not installed."""
+
+
+class MissingNodeClasses(InvalidInput):
+    """The flow uses node classes this engine does not implement."""
+
+    def __init__(self, classes: list[str]) -> None:
+        self.classes = sorted(set(classes))
+        super().__init__("Flow uses node classes this engine does not implement: " + ", ".join(self.classes))
+
+
+class ModelMissing(VixError):
+    """A model file is missing."""
+
+    def __init__(self, files: list[tuple[str, str]]) -> None:
+        # (file name, full path where it is expected)
+        self.files = files
+        listing = "; ".join(f"{name} -> put it at {where}" for name, where in files)
+        super().__init__(f"Missing model file(s): {listing}")
+
+
+class ModelDownloadError(VixError):
+    """A model could not be downloaded or verified."""
+
+
+class NodeError(VixError):
+    """A node failed while the graph ran."""
+
+    def __init__(self, node_id: str, class_type: str, reason: str) -> None:
+        self.node_id = node_id
+        self.class_type = class_type
+        self.reason = reason
+        super().__init__(f"node {node_id} ({class_type}): {reason}")
+
+
+class Cancelled(VixError):
+    """The task was cancelled."""

@@ -1,0 +1,1 @@
+"""Model weights: catalog matching, download and verification, the loaded-model cache."""
