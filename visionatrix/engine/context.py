@@ -40,6 +40,8 @@ class RunEnv:
     precision: str = "auto"
     outputs: dict[str, list[Path]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    # progress of the whole graph run, 0.0..1.0, monotonic; the executor calls it
+    on_overall: Callable[[float], None] = lambda fraction: None
 
 
 @dataclass

@@ -54,6 +54,13 @@ def _load_builtin_nodes() -> None:
     _loaded = True
 
 
+def load_modules(names: Iterable[str]) -> None:
+    """Import extra node modules (custom nodes): each registers its classes with ``@node``."""
+    for name in names:
+        if name:
+            importlib.import_module(name)
+
+
 def lookup(class_type: str) -> type | None:
     _load_builtin_nodes()
     return _NODES.get(class_type)

@@ -1,0 +1,26 @@
+"""Nodes for tests, loaded into servers and workers through VIX_NODE_MODULES (the custom-node path).
+
+``TestRecord`` appends a line to a file each time it runs (to count executions), then works for
+``seconds`` in small steps with progress and cancel checks, like a sampler loop.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from visionatrix.engine.registry import node
+
+
+@node("TestRecord")
+class TestRecord:
+    def run(self, ctx, text: str, log_path: str, seconds: float = 0.0, steps: int = 10):  # type: ignore[no-untyped-def]
+        with open(log_path, "a") as log:
+            log.write(f"{text}\t{os.getpid()}\n")
+        for step in range(steps):
+            ctx.progress(step / steps)
+            time.sleep(float(seconds) / steps)
+        value = (sum(text.encode()) % 256) / 255.0
+        return (np.full((1, 8, 8, 3), value, dtype=np.float32),)

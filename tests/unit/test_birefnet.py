@@ -1,0 +1,340 @@
+"""BiRefNet: deformable conv numerics, strict loading of the real layout, the nodes end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from PIL import Image  # noqa: E402
+
+from visionatrix.engine.context import NodeContext, RunEnv  # noqa: E402
+from visionatrix.engine.nets.birefnet import (  # noqa: E402
+    GENERAL,
+    LITE,
+    BiRefNet,
+    birefnet_from_state_dict,
+    config_from_state_dict,
+    load_birefnet,
+    predict_alpha,
+)
+from visionatrix.engine.nets.deform_conv import deform_conv2d_pure  # noqa: E402
+from visionatrix.engine.nets.swin import relative_position_index  # noqa: E402
+from visionatrix.engine.nodes.birefnet import LoadRembgByBiRefNetModel, RembgByBiRefNet  # noqa: E402
+from visionatrix.errors import InvalidInput, ModelMissing  # noqa: E402
+from visionatrix.models.cache import ModelStore  # noqa: E402
+from visionatrix.testing.tiny_birefnet import write_tiny_birefnet  # noqa: E402
+
+pytestmark = pytest.mark.models
+
+FIXTURES = Path("/work/shared/fixtures") if Path("/work/shared/fixtures").is_dir() else None
+MANIFESTS = {
+    "general": ("birefnet_general.state_dict.json", GENERAL),
+    "lite": ("birefnet_lite.state_dict.json", LITE),
+}
+FLOWS = {"general": "remove_background_birefnet.json", "lite": "remove_background_birefnet_lite.json"}
+
+
+def manifest(variant: str) -> dict[str, list[int]]:
+    if FIXTURES is None:
+        pytest.skip("shared fixtures (tensor-layout manifests) are not on this machine")
+    path = FIXTURES / "birefnet" / MANIFESTS[variant][0]
+    return json.loads(path.read_text())["tensors"]
+
+
+def meta_state_dict(variant: str) -> dict[str, Any]:
+    """The real layout as shape-only tensors: enough to check names and shapes for free."""
+    return {k: torch.empty(shape, device="meta") for k, shape in manifest(variant).items()}
+
+
+# ------------------------------------------------------------------------- deformable conv
+
+
+def reference_deform_conv(x, offset, mask, weight, bias, stride, padding, dilation):  # type: ignore[no-untyped-def]
+    """DCNv2 written the obvious way: one output pixel, one tap, one channel at a time (float64)."""
+    batch, channels, height, width = x.shape
+    out_channels, _, kh, kw = weight.shape
+    out_h = (height + 2 * padding - dilation * (kh - 1) - 1) // stride + 1
+    out_w = (width + 2 * padding - dilation * (kw - 1) - 1) // stride + 1
+    x = x.double()
+    out = torch.zeros(batch, out_channels, out_h, out_w, dtype=torch.float64)
+
+    def pixel(b: int, c: int, y: int, xx: int) -> float:
+        inside = 0 <= y < height and 0 <= xx < width
+        return float(x[b, c, y, xx]) if inside else 0.0
+
+    for b in range(batch):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                column = torch.zeros(channels, kh, kw, dtype=torch.float64)
+                for i in range(kh):
+                    for j in range(kw):
+                        k = i * kw + j
+                        y = oy * stride - padding + i * dilation + float(offset[b, 2 * k, oy, ox])
+                        xx = ox * stride - padding + j * dilation + float(offset[b, 2 * k + 1, oy, ox])
+                        if not (-1 < y < height and -1 < xx < width):
+                            continue
+                        y0, x0 = math.floor(y), math.floor(xx)
+                        ly, lx = y - y0, xx - x0
+                        m = 1.0 if mask is None else float(mask[b, k, oy, ox])
+                        for c in range(channels):
+                            value = (
+                                (1 - ly) * (1 - lx) * pixel(b, c, y0, x0)
+                                + (1 - ly) * lx * pixel(b, c, y0, x0 + 1)
+                                + ly * (1 - lx) * pixel(b, c, y0 + 1, x0)
+                                + ly * lx * pixel(b, c, y0 + 1, x0 + 1)
+                            )
+                            column[c, i, j] = m * value
+                out[b, :, oy, ox] = weight.double().reshape(out_channels, -1) @ column.reshape(-1)
+                if bias is not None:
+                    out[b, :, oy, ox] += bias.double()
+    return out
+
+
+def random_deform_inputs(batch, channels, size, kernel, stride, padding, dilation, spread=3.0, seed=0):  # type: ignore[no-untyped-def]
+    g = torch.Generator().manual_seed(seed)
+    h, w = size
+    out_h = (h + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    out_w = (w + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    taps = kernel * kernel
+    x = torch.randn(batch, channels, h, w, generator=g)
+    # offsets big enough that many samples fall partly or wholly outside the image
+    offset = torch.randn(batch, 2 * taps, out_h, out_w, generator=g) * spread
+    mask = torch.rand(batch, taps, out_h, out_w, generator=g) * 2
+    weight = torch.randn(5, channels, kernel, kernel, generator=g)
+    bias = torch.randn(5, generator=g)
+    return x, offset, mask, weight, bias
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "dilation", "use_bias", "use_mask"),
+    [(3, 1, 1, 1, False, True), (1, 1, 0, 1, True, True), (7, 1, 3, 1, False, True), (3, 2, 2, 2, True, False)],
+)
+def test_pure_deform_conv_matches_reference(kernel, stride, padding, dilation, use_bias, use_mask) -> None:  # type: ignore[no-untyped-def]
+    x, offset, mask, weight, bias = random_deform_inputs(2, 3, (6, 7), kernel, stride, padding, dilation)
+    mask = mask if use_mask else None
+    bias = bias if use_bias else None
+    expected = reference_deform_conv(x, offset, mask, weight, bias, stride, padding, dilation)
+    got = deform_conv2d_pure(x, offset, mask, weight, bias, stride, padding, dilation)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_pure_deform_conv_in_bfloat16_stays_close() -> None:
+    x, offset, mask, weight, _ = random_deform_inputs(1, 8, (9, 9), 3, 1, 1, 1, spread=1.5, seed=1)
+    expected = reference_deform_conv(x, offset, mask, weight, None, 1, 1, 1)
+    got = deform_conv2d_pure(*(t.bfloat16() for t in (x, offset, mask, weight)), None, 1, 1, 1)
+    assert got.dtype == torch.bfloat16
+    # bf16 keeps ~3 significant digits; the error is relative to the size of the outputs
+    error = (got.double() - expected).abs().mean() / expected.abs().mean()
+    assert error < 0.02
+
+
+def test_zero_offsets_and_unit_mask_are_a_plain_convolution() -> None:
+    x, offset, mask, weight, bias = random_deform_inputs(1, 4, (12, 10), 3, 1, 1, 1)
+    got = deform_conv2d_pure(x, torch.zeros_like(offset), torch.ones_like(mask), weight, bias, 1, 1, 1)
+    torch.testing.assert_close(got, torch.nn.functional.conv2d(x, weight, bias, padding=1), rtol=1e-5, atol=1e-4)
+
+
+def test_large_inputs_are_processed_in_chunks_without_seams() -> None:
+    # more samples than one chunk holds: rows of different chunks must agree with a single pass
+    import visionatrix.engine.nets.deform_conv as dc
+
+    x, offset, mask, weight, _ = random_deform_inputs(1, 4, (40, 33), 3, 1, 1, 1, seed=2)
+    whole = deform_conv2d_pure(x, offset, mask, weight, None, 1, 1, 1)
+    saved = dc._CHUNK_SAMPLES
+    dc._CHUNK_SAMPLES = 3 * 33 * 9  # three output rows per chunk
+    try:
+        chunked = deform_conv2d_pure(x, offset, mask, weight, None, 1, 1, 1)
+    finally:
+        dc._CHUNK_SAMPLES = saved
+    torch.testing.assert_close(chunked, whole)
+
+
+# ------------------------------------------------------------------------------- loading
+
+
+@pytest.mark.parametrize("variant", ["general", "lite"])
+def test_config_is_read_from_the_real_layout(variant: str) -> None:
+    assert config_from_state_dict(meta_state_dict(variant)) == MANIFESTS[variant][1]
+
+
+@pytest.mark.parametrize("variant", ["general", "lite"])
+def test_model_has_exactly_the_real_tensor_names_and_shapes(variant: str) -> None:
+    with torch.device("meta"):
+        model = BiRefNet(MANIFESTS[variant][1])
+    assert {k: list(v.shape) for k, v in model.state_dict().items()} == manifest(variant)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda sd: sd.pop("decoder.gdt_convs_attn_2.0.bias"), "missing (1): decoder.gdt_convs_attn_2.0.bias"),
+        (
+            lambda sd: sd.__setitem__("decoder.extra.weight", torch.empty(3, device="meta")),
+            "unexpected (1): decoder.extra.weight",
+        ),
+        (
+            lambda sd: sd.__setitem__("decoder.conv_out1.0.weight", torch.empty(1, 99, 1, 1, device="meta")),
+            "wrong shape (1): decoder.conv_out1.0.weight (1, 99, 1, 1) (expected (1, 240, 1, 1))",
+        ),
+    ],
+    ids=["missing", "unexpected", "wrong-shape"],
+)
+def test_loading_names_what_does_not_match(change, message) -> None:  # type: ignore[no-untyped-def]
+    sd = meta_state_dict("general")
+    change(sd)
+    with pytest.raises(InvalidInput) as err:
+        birefnet_from_state_dict(sd, source="General.safetensors")
+    assert "General.safetensors does not match the BiRefNet layout" in str(err.value)
+    assert message in str(err.value)
+
+
+def test_a_file_of_another_model_is_refused_by_name() -> None:
+    sd = {"model.diffusion_model.input_blocks.0.0.weight": torch.empty(320, 4, 3, 3, device="meta")}
+    with pytest.raises(InvalidInput, match="x.safetensors: not a BiRefNet checkpoint"):
+        birefnet_from_state_dict(sd, source="x.safetensors")
+
+
+def random_full_state_dict(variant: str) -> dict[str, Any]:
+    """Random values in every tensor of the real layout (full size), at sane scales."""
+    g = torch.Generator().manual_seed(0)
+    sd: dict[str, Any] = {}
+    for name, shape in manifest(variant).items():
+        if name.endswith("relative_position_index"):
+            sd[name] = relative_position_index(math.isqrt(shape[0]))  # a window of N = w * w tokens
+        elif name.endswith("num_batches_tracked"):
+            sd[name] = torch.tensor(0)
+        elif name.endswith("running_var"):
+            sd[name] = torch.rand(shape, generator=g) + 0.5
+        else:
+            sd[name] = torch.randn(shape, generator=g) * 0.02
+    return sd
+
+
+@pytest.mark.parametrize("variant", ["lite", "general"])
+def test_full_size_random_weights_load_strictly_and_run(variant: str) -> None:
+    # general: 220 M values (~0.9 GB in float32), a 256x256 forward takes a few seconds
+    model = birefnet_from_state_dict(random_full_state_dict(variant))
+    assert model.config == MANIFESTS[variant][1]
+    with torch.inference_mode():
+        logits = model(torch.randn(1, 3, 256, 256))
+    assert logits.shape == (1, 1, 256, 256)
+    assert torch.isfinite(logits).all()
+
+
+def test_input_sides_must_be_multiples_of_32(tmp_path: Path) -> None:
+    model = load_birefnet(write_tiny_birefnet(tmp_path / "t.safetensors", "lite"))
+    with pytest.raises(ValueError, match="multiples of 32"), torch.inference_mode():
+        model(torch.zeros(1, 3, 80, 64))
+
+
+# ------------------------------------------------------------------------ tiny checkpoints
+
+
+@pytest.mark.parametrize("variant", ["general", "lite"])
+def test_tiny_checkpoint_has_the_real_names_and_loads_through_the_same_loader(tmp_path: Path, variant: str) -> None:
+    from safetensors import safe_open
+
+    path = write_tiny_birefnet(tmp_path / f"{variant}.safetensors", variant)
+    with safe_open(str(path), framework="pt") as f:
+        assert set(f.keys()) == set(manifest(variant))
+    model = load_birefnet(path)
+    assert model.config.depths == MANIFESTS[variant][1].depths
+    alpha = predict_alpha(model, torch.rand(1, 3, 50, 70), size=64)
+    assert alpha.shape == (1, 50, 70)
+    assert float(alpha.min()) >= 0.0 and float(alpha.max()) <= 1.0
+
+
+def test_bfloat16_model_agrees_with_float32(tmp_path: Path) -> None:
+    path = write_tiny_birefnet(tmp_path / "g.safetensors", "general")
+    image = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(3))
+    full = predict_alpha(load_birefnet(path, dtype=torch.float32), image, size=128)
+    half = predict_alpha(load_birefnet(path, dtype=torch.bfloat16), image, size=128)
+    assert (full - half).abs().mean() < 0.01
+
+
+# ------------------------------------------------------------------------------------ nodes
+
+
+def make_env(tmp_path: Path, precision: str = "auto", size: int = 64) -> RunEnv:
+    folders = {name: tmp_path / name for name in ("input", "output", "tmp", "models")}
+    for folder in folders.values():
+        folder.mkdir(exist_ok=True)
+    return RunEnv(
+        models=ModelStore(folders["models"], budget_bytes=1 << 30),
+        input_dir=folders["input"],
+        output_dir=folders["output"],
+        tmp_dir=folders["tmp"],
+        precision=precision,
+        options={"birefnet_size": size},
+    )
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_nodes_cut_out_an_rgba_image_of_the_input_size(tmp_path: Path, precision: str) -> None:
+    env = make_env(tmp_path, precision)
+    write_tiny_birefnet(tmp_path / "models" / "birefnet" / "General.safetensors", "general")
+    ctx = NodeContext(env, "24", "LoadRembgByBiRefNetModel")
+    (model,) = LoadRembgByBiRefNetModel().run(ctx, model="General.safetensors", device="AUTO", use_weight=False)
+    assert next(model.parameters()).dtype == getattr(torch, precision)
+    (again,) = LoadRembgByBiRefNetModel().run(ctx, model="General.safetensors", device="AUTO", use_weight=False)
+    assert again is model  # cached between tasks
+
+    images = np.random.default_rng(0).random((2, 37, 53, 3), dtype=np.float32)
+    rgba, mask = RembgByBiRefNet().run(NodeContext(env, "23", "RembgByBiRefNet"), model=model, images=images)
+    assert rgba.shape == (2, 37, 53, 4) and rgba.dtype == np.float32
+    assert mask.shape == (2, 37, 53)
+    np.testing.assert_array_equal(rgba[..., :3], images)
+    np.testing.assert_array_equal(rgba[..., 3], mask)
+    for alpha in mask:  # stretched to the full range, as the original node does
+        assert float(alpha.min()) == pytest.approx(0.0, abs=1e-6)
+        assert float(alpha.max()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_missing_model_file_names_where_to_put_it(tmp_path: Path) -> None:
+    env = make_env(tmp_path)
+    with pytest.raises(ModelMissing, match="General-Lite.safetensors"):
+        LoadRembgByBiRefNetModel().run(NodeContext(env, "24", "x"), model="General-Lite.safetensors")
+
+
+def test_input_size_option_must_suit_the_network(tmp_path: Path) -> None:
+    env = make_env(tmp_path, size=100)
+    model = load_birefnet(write_tiny_birefnet(tmp_path / "t.safetensors", "lite"))
+    with pytest.raises(InvalidInput, match="birefnet_size=100"):
+        RembgByBiRefNet().run(NodeContext(env, "23", "x"), model=model, images=np.zeros((1, 8, 8, 3), np.float32))
+
+
+@pytest.mark.parametrize("variant", ["general", "lite"])
+def test_visionatrix_flow_runs_and_saves_a_transparent_png(tmp_path: Path, variant: str) -> None:
+    from visionatrix.engine.executor import run_graph
+
+    if FIXTURES is None:
+        pytest.skip("shared fixtures (flows) are not on this machine")
+    graph = json.loads((FIXTURES / "vixflows" / "flows" / FLOWS[variant]).read_text())
+    env = make_env(tmp_path)
+    model_file = graph["24"]["inputs"]["model"]
+    write_tiny_birefnet(tmp_path / "models" / "birefnet" / model_file, variant)
+    Image.fromarray(np.full((30, 44, 3), 200, np.uint8)).save(env.input_dir / "in.png")
+    graph["2"]["inputs"]["image"] = "in.png"
+    outputs = run_graph(graph, env)
+    (saved,) = outputs["13"]
+    with Image.open(saved) as image:
+        assert image.mode == "RGBA" and image.size == (44, 30)
+
+
+def test_node_module_imports_without_torch() -> None:
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import visionatrix.engine.nodes.birefnet as m\n"
+        "assert m.RembgByBiRefNet.class_type == 'RembgByBiRefNet'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])

@@ -1,0 +1,1 @@
+"""The HTTP layer: FastAPI routers that parse, authorise, call one service, and shape the answer."""

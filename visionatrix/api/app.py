@@ -1,0 +1,93 @@
+"""``create_app(config)``: the FastAPI application with its lifespan, routers and error table."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from visionatrix import __version__, settings, users
+from visionatrix.api import errors
+from visionatrix.api.routes import flows, other, tasks, worker_api, workers
+from visionatrix.api.routes import settings as settings_routes
+from visionatrix.api.services import Services
+from visionatrix.config import Config
+from visionatrix.db.engine import create_engine, session_factory, upgrade_to_head
+from visionatrix.flows.catalog import FlowCatalog
+from visionatrix.storage import Storage
+from visionatrix.tasks.queue import TaskQueue
+from visionatrix.tasks.service import TaskService
+from visionatrix.tasks.signals import Signal
+from visionatrix.tasks.webhooks import Webhooks
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Config) -> FastAPI:
+    app = FastAPI(title="Visionatrix", version=__version__, lifespan=_lifespan(config))
+    errors.install(app)
+    for module in (tasks, worker_api, flows, settings_routes, workers, other):
+        app.include_router(module.router)
+    return app
+
+
+def _lifespan(config: Config):  # type: ignore[no-untyped-def]
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(config.database_url())
+        await upgrade_to_head(engine)
+        sessions = session_factory(engine)
+        if config.auth_required:
+            async with sessions() as session:
+                await users.bootstrap_admin(session, config.admin_password.get_secret_value(), config.host)
+        storage = Storage(config.base_data_dir)
+        new_work, finished, webhooks = Signal(), Signal(), Webhooks()
+
+        async def hf_token() -> str:
+            async with sessions() as session:
+                return await settings.get_global(session, "huggingface_auth_token") or (
+                    config.hf_auth_token.get_secret_value()
+                )
+
+        services = Services(
+            config=config,
+            sessions=sessions,
+            storage=storage,
+            tasks=TaskService(storage, new_work),
+            queue=TaskQueue(
+                sessions,
+                storage,
+                new_work,
+                webhooks,
+                lease_seconds=config.lease_seconds,
+                max_attempts=config.max_attempts,
+            ),
+            flows=FlowCatalog(sessions, config.models_dir, hf_token, config.extra_node_modules(), new_work.fire),
+            verifier=users.Verifier(),
+            finished=finished,
+        )
+        app.state.services = services
+        sweeper = asyncio.create_task(_sweep(services.queue, min(5.0, config.lease_seconds / 4)))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
+            await services.flows.aclose()
+            await webhooks.aclose()
+            await engine.dispose()
+
+    return lifespan
+
+
+async def _sweep(queue: TaskQueue, every: float) -> None:
+    """Requeue tasks whose worker stopped reporting, even when no worker is asking for work."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await queue.expire_leases()
+        except Exception:  # the sweeper must outlive a database hiccup
+            log.exception("lease sweep failed")

@@ -1,0 +1,104 @@
+"""multipart/form-data of a create-task request → ``TaskRequest``, with Visionatrix's quirks:
+booleans as 0/1, file inputs given as JSON references to other tasks' files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from typing import Any
+
+from starlette.datastructures import FormData, UploadFile
+
+from visionatrix.errors import InvalidInput
+from visionatrix.tasks.requests import FileRef, TaskRequest, UploadedFile
+
+RESERVED = {"count", "seed", "priority", "group_scope", "webhook_url", "webhook_headers", "translate", "child_task"}
+MAX_COUNT = 100
+
+
+async def parse_task_form(form: FormData, file_params: Collection[str]) -> TaskRequest:
+    req = TaskRequest()
+    reserved: dict[str, str] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            if key in file_params:
+                content = await value.read()
+                req.files[key] = UploadedFile(value.filename or key, content, value.content_type or "")
+        elif key in RESERVED:
+            reserved[key] = value
+        elif key in file_params:
+            req.refs[key] = _file_ref(key, value)
+        else:
+            req.values[key] = value
+    _apply_reserved(req, reserved)
+    return req
+
+
+def _apply_reserved(req: TaskRequest, fields: dict[str, str]) -> None:
+    req.count = _int(fields, "count", 1, 1, MAX_COUNT)
+    req.priority = _int(fields, "priority", 0, 0, 15)
+    req.group_scope = _int(fields, "group_scope", 1, 1, 255)
+    if fields.get("seed", "").strip():
+        req.seed = _int(fields, "seed", 0, 0, 2**63 - 1 - MAX_COUNT)
+    req.translate = _flag(fields, "translate")
+    req.child_task = _flag(fields, "child_task")
+    url = fields.get("webhook_url", "").strip()
+    if url:
+        if not url.startswith(("http://", "https://")):
+            raise InvalidInput("webhook_url must be an http:// or https:// URL")
+        req.webhook_url = url
+    if fields.get("webhook_headers", "").strip():
+        req.webhook_headers = _headers(fields["webhook_headers"])
+
+
+def _int(fields: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = fields.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"'{name}' must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise InvalidInput(f"'{name}' must be between {low} and {high}, got {value}")
+    return value
+
+
+def _flag(fields: dict[str, str], name: str) -> bool:
+    raw = fields.get(name, "0").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off", ""):
+        return False
+    raise InvalidInput(f"'{name}' must be 0 or 1, got {raw!r}")
+
+
+def _headers(raw: str) -> dict[str, Any]:
+    try:
+        headers = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"'webhook_headers' is not valid JSON: {exc.msg}") from None
+    if not isinstance(headers, dict) or not all(isinstance(v, str | int | float) for v in headers.values()):
+        raise InvalidInput("'webhook_headers' must be a JSON object of header names to string values")
+    return {str(k): str(v) for k, v in headers.items()}
+
+
+def _file_ref(param: str, raw: str) -> FileRef:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("task_id"), int | str):
+        raise InvalidInput(
+            f"input '{param}' must be a file, or JSON {{\"task_id\": X, \"node_id\": N}} / "
+            f"{{\"task_id\": X, \"input_index\": i}}"
+        )
+    try:
+        task_id = int(data["task_id"])
+        node_id = int(data["node_id"]) if data.get("node_id") is not None else None
+        index = int(data["input_index"]) if data.get("input_index") is not None else None
+    except (TypeError, ValueError):
+        raise InvalidInput(f"input '{param}': task_id, node_id and input_index must be integers") from None
+    if node_id is None and index is None:
+        index = 0
+    return FileRef(task_id=task_id, node_id=node_id, input_index=index)

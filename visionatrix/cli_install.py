@@ -1,0 +1,71 @@
+"""``visionatrix install-flow``: models into MODELS_DIR with a progress bar, then the flow into the database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
+
+from visionatrix.config import Config
+from visionatrix.errors import VixError
+
+
+def _graph(name: str) -> dict[str, Any]:
+    from visionatrix.flows.catalog import builtin_flows
+
+    path = Path(name)
+    if path.suffix == ".json" and path.is_file():
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+    flows = builtin_flows()
+    if name not in flows:
+        raise VixError(f"flow '{name}' is neither in the catalog ({', '.join(sorted(flows))}) nor a JSON file")
+    return flows[name]
+
+
+def install_locally(config: Config, name: str) -> int:
+    from visionatrix.models import catalog as model_catalog
+    from visionatrix.models.download import ensure_models
+
+    try:
+        graph = _graph(name)
+        entries = model_catalog.match_graph(graph, model_catalog.load_builtin_catalog())
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()
+        ) as progress:
+            bars: dict[str, TaskID] = {}
+
+            def show(filename: str, done: int, total: int) -> None:
+                if filename not in bars:
+                    bars[filename] = progress.add_task(filename, total=total or None)
+                progress.update(bars[filename], completed=done, total=total or None)
+
+            ensure_models(entries, config.models_dir, on_progress=show, hf_token=config.hf_auth_token.get_secret_value() or None)
+        flow = asyncio.run(_register(config, graph))
+    except VixError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        return 1
+    click.echo(f"installed flow {flow['name']} ({len(entries)} model file(s) in {config.models_dir})")
+    return 0
+
+
+async def _register(config: Config, graph: dict[str, Any]) -> dict[str, Any]:
+    from visionatrix.db.engine import create_engine, session_factory, upgrade_to_head
+    from visionatrix.flows.catalog import FlowCatalog
+
+    engine = create_engine(config.database_url())
+    try:
+        await upgrade_to_head(engine)
+        sessions = session_factory(engine)
+
+        async def no_token() -> str:
+            return ""
+
+        catalog = FlowCatalog(sessions, config.models_dir, no_token, config.extra_node_modules())
+        async with sessions() as session:
+            return await catalog.install(session, graph)
+    finally:
+        await engine.dispose()

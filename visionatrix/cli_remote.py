@@ -1,0 +1,221 @@
+"""Commands that drive a (possibly remote) Visionatrix server through the SDK: ``flows`` and ``task ...``.
+
+``register(group)`` attaches them to the main click group. Exit codes: 0 success; 1 the server
+refused or failed the request (a ClientError, a failed task, a local file that cannot be read);
+2 the server could not be reached (click's usage errors also exit 2); 3 ``--timeout`` expired.
+The reason is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from visionatrix.client import Client, ClientError, Forbidden, ServiceUnavailable, Timeout, Unauthorized
+
+EXIT_CLIENT_ERROR = 1
+EXIT_UNREACHABLE = 2
+EXIT_TIMEOUT = 3
+
+_stderr = Console(stderr=True)
+
+
+def register(group: click.Group) -> None:
+    """Add the ``flows`` command and the ``task`` group to ``group``."""
+    group.add_command(flows)
+    group.add_command(task)
+
+
+# --- shared plumbing -------------------------------------------------------------------------------
+
+
+def remote_command(func: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the server options and a connected Client; map failures to exit codes."""
+
+    @click.option("--server", envvar="VISIONATRIX_API_URL", default="http://localhost:8288", show_default=True)
+    @click.option("--user", envvar="VISIONATRIX_USERNAME", default=None, help="HTTP Basic user name")
+    @click.option("--password", envvar="VISIONATRIX_PASSWORD", default=None, help="HTTP Basic password")
+    @click.option("--retries", default=4, show_default=True, help="re-sends after network errors and 5xx")
+    @functools.wraps(func)
+    def wrapper(server: str, user: str | None, password: str | None, retries: int, **kwargs: Any) -> None:
+        with _exit_codes(), Client(server, user, password, retries=retries) as client:
+            func(client, **kwargs)
+
+    return wrapper
+
+
+@contextmanager
+def _exit_codes() -> Iterator[None]:
+    try:
+        yield
+    except Timeout as exc:
+        _fail(f"{exc}; it stays on the server (see: task show {exc.task_id})", EXIT_TIMEOUT)
+    except ServiceUnavailable as exc:
+        _fail(str(exc), EXIT_UNREACHABLE)
+    except ClientError as exc:
+        _fail(str(exc), EXIT_CLIENT_ERROR)
+    except OSError as exc:  # a --file that cannot be read, an --out that cannot be written
+        _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), EXIT_CLIENT_ERROR)
+
+
+def _fail(reason: str, code: int) -> None:
+    lines = [line.strip() for line in reason.strip().splitlines() if line.strip()]
+    click.echo(f"error: {lines[0] if lines else 'unknown failure'}", err=True)
+    raise click.exceptions.Exit(code)
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    """``("key=value", ...)`` → dict; a value may itself contain '='."""
+    pairs = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=option)
+        pairs[key] = value
+    return pairs
+
+
+# --- flows -----------------------------------------------------------------------------------------
+
+
+@click.command()
+@remote_command
+def flows(client: Client) -> None:
+    """List the installed flows and those the server can install."""
+    installed = client.flows()
+    try:
+        available = client.flows_available()
+    except (Unauthorized, Forbidden):  # listing the catalog is for admins; the installed list still helps
+        _stderr.print("[dim]not an admin: showing installed flows only[/dim]")
+        available = []
+    except ServiceUnavailable:
+        raise
+    except ClientError as exc:  # the installed half is still worth showing
+        _stderr.print(f"[yellow]could not list the flows available to install: {exc}[/yellow]")
+        available = []
+    table = Table("Name", "Display name", "Version", "Installed")
+    for flow, is_installed in [(f, True) for f in installed] + [(f, False) for f in available]:
+        table.add_row(
+            str(flow.get("name", "")),
+            str(flow.get("display_name", "")),
+            str(flow.get("version", "")),
+            "yes" if is_installed else "no",
+        )
+    Console().print(table)
+
+
+# --- task ------------------------------------------------------------------------------------------
+
+
+@click.group()
+def task() -> None:
+    """Create, follow and manage tasks."""
+
+
+@task.command("run")
+@remote_command
+@click.argument("flow")
+@click.option("--input", "inputs", multiple=True, metavar="KEY=VALUE", help="a text input of the flow")
+@click.option("--file", "files", multiple=True, metavar="KEY=PATH", help="a file input of the flow")
+@click.option("--seed", type=int, default=None)
+@click.option("--count", type=click.IntRange(min=1), default=None, help="tasks to create")
+@click.option("--priority", type=click.IntRange(0, 15), default=None)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True)
+@click.option("--timeout", type=float, default=None, help="seconds to wait for all tasks (exit 3 after)")
+def run_task(
+    client: Client,
+    flow: str,
+    inputs: tuple[str, ...],
+    files: tuple[str, ...],
+    seed: int | None,
+    count: int | None,
+    priority: int | None,
+    out: Path,
+    timeout: float | None,
+) -> None:
+    """Run FLOW, show its progress, save its results into --out and print their paths."""
+    text = _pairs(inputs, "--input")
+    paths = {key: Path(value) for key, value in _pairs(files, "--file").items()}
+    ids = client.create_task(flow, text, paths, seed=seed, count=count, priority=priority)
+    click.echo(f"created task{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}", err=True)
+    finished = _wait_all(client, ids, timeout)
+    for task_id in ids:
+        for result in client.results(task_id, finished[task_id]["outputs"]):
+            click.echo(str(result.save(out)))
+
+
+def _wait_all(client: Client, ids: list[int], timeout: float | None) -> dict[int, dict[str, Any]]:
+    """Wait for every task with one live progress bar each; ``timeout`` bounds them all together."""
+    end = None if timeout is None else time.monotonic() + timeout
+    columns = (TextColumn("task {task.fields[task_id]}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=_stderr) as bars:
+        rows = {task_id: bars.add_task("", total=100.0, task_id=task_id) for task_id in ids}
+        finished = {}
+        for task_id in ids:
+            row = rows[task_id]
+            left = None if end is None else max(0.0, end - time.monotonic())
+            done = client.wait(task_id, timeout=left, on_progress=lambda t, r=row: bars.update(r, completed=_pct(t)))
+            finished[task_id] = done
+        return finished
+
+
+def _pct(task_details: dict[str, Any]) -> float:
+    try:
+        return float(task_details.get("progress", 0.0))
+    except (TypeError, ValueError):
+        return 0.0
+
+
+@task.command("list")
+@remote_command
+@click.option("--name", default=None, help="only tasks of this flow")
+def list_tasks(client: Client, name: str | None) -> None:
+    """List your tasks."""
+    table = Table("ID", "Flow", "Progress", "Error", "Created")
+    for task_id, details in sorted(client.tasks(name).items(), key=lambda item: int(item[0])):
+        error = str(details.get("error") or "").strip().splitlines()
+        table.add_row(
+            str(task_id),
+            str(details.get("name", "")),
+            f"{_pct(details):.1f}%",
+            error[0][:60] if error else "",
+            str(details.get("created_at", "")),
+        )
+    Console().print(table)
+
+
+@task.command("show")
+@remote_command
+@click.argument("task_id", type=int)
+def show_task(client: Client, task_id: int) -> None:
+    """Print a task's details as JSON."""
+    click.echo(json.dumps(client.progress(task_id), indent=2, sort_keys=True))
+
+
+@task.command("rm")
+@remote_command
+@click.argument("task_id", type=int)
+def remove_task(client: Client, task_id: int) -> None:
+    """Delete a task and its files (a running task is cancelled)."""
+    client.delete(task_id)
+    click.echo(f"deleted task {task_id}")
+
+
+@task.command("restart")
+@remote_command
+@click.argument("task_id", type=int)
+@click.option("--force", is_flag=True, help="restart even a task that is still running")
+def restart_task(client: Client, task_id: int, force: bool) -> None:
+    """Queue a failed task again."""
+    client.restart(task_id, force=force)
+    click.echo(f"restarted task {task_id}")

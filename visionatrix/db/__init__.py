@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, the engine, one query module per aggregate, Alembic migrations."""

@@ -1,0 +1,61 @@
+"""Wire models of API.md shared by the server (and usable by clients)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class UserInfo(BaseModel):
+    user_id: str
+    full_name: str = ""
+    email: str = ""
+    is_admin: bool = False
+
+
+class WorkerDetails(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    worker_version: str = ""
+    pytorch_version: str = ""
+    system: dict[str, Any] = Field(default_factory=dict)
+    devices: list[dict[str, Any]] = Field(default_factory=list)
+    ram_total: int = 0
+    ram_free: int = 0
+
+
+class NextTaskRequest(BaseModel):
+    worker_details: WorkerDetails = Field(default_factory=WorkerDetails)
+    tasks_names: list[str] = Field(default_factory=list)
+    last_task_name: str = ""
+    # extension: the installed flows the worker last saw; a differing set ends a long poll at once
+    known_flows: list[str] | None = None
+
+
+class ProgressUpdate(BaseModel):
+    worker_details: WorkerDetails = Field(default_factory=WorkerDetails)
+    task_id: int
+    progress: float = Field(ge=0.0, le=100.0)
+    execution_time: float = 0.0
+    error: str = ""
+
+
+class PriorityUpdate(BaseModel):
+    priority: int = Field(ge=0, le=15)
+
+
+class GlobalSetting(BaseModel):
+    key: str = Field(min_length=1, max_length=256)
+    value: str = ""
+    sensitive: bool = False
+
+
+class UserSetting(BaseModel):
+    key: str = Field(min_length=1, max_length=256)
+    value: str = ""
+
+
+class WorkerSettings(BaseModel):
+    worker_id: str
+    tasks_to_give: list[str] = Field(default_factory=list)

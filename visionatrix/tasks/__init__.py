@@ -1,0 +1,1 @@
+"""The task service: lifecycle, queue and leases, webhooks."""

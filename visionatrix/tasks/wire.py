@@ -1,0 +1,64 @@
+"""Shape task rows into the Visionatrix JSON clients read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from visionatrix.db.tables import Task
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def details(task: Task, child_tasks: list[int]) -> dict[str, Any]:
+    return {
+        "task_id": task.id,
+        "name": task.name,
+        "status": task.status,
+        "progress": round(task.progress, 1),
+        "error": task.error,
+        "outputs": task.outputs,
+        "input_params": task.input_params,
+        "input_files": task.input_files,
+        "execution_time": task.execution_time,
+        "locked_at": _iso(task.locked_at),
+        "worker_id": task.worker_id,
+        "priority": task.priority,
+        "group_scope": task.group_scope,
+        "parent_task_id": task.parent_task_id,
+        "parent_task_node_id": task.parent_task_node_id,
+        "child_tasks": child_tasks,
+        "translated_input_params": task.translated_input_params,
+        "created_at": _iso(task.created_at),
+        "updated_at": _iso(task.updated_at),
+        "finished_at": _iso(task.finished_at),
+        "user_id": task.user_id,
+        "attempts": task.attempts,
+        "webhook_url": task.webhook_url,
+        "webhook_headers": task.webhook_headers,
+    }
+
+
+def summary(task: Task, child_tasks: list[int]) -> dict[str, Any]:
+    return {
+        "task_id": task.id,
+        "name": task.name,
+        "status": task.status,
+        "progress": round(task.progress, 1),
+        "error": task.error,
+        "outputs": task.outputs,
+        "input_params": task.input_params,
+        "execution_time": task.execution_time,
+        "parent_task_id": task.parent_task_id,
+        "child_tasks": child_tasks,
+        "priority": task.priority,
+        "group_scope": task.group_scope,
+    }
+
+
+def for_worker(task: Task) -> dict[str, Any]:
+    data = details(task, [])
+    data["flow_comfy"] = task.flow_graph
+    return data

@@ -1,0 +1,100 @@
+"""A tiny randomly initialised SDXL checkpoint in the original Stability single-file layout.
+
+Same tensor names as the published SDXL files (``fixtures/sdxl``): same depth everywhere — three
+UNet levels with 0/2/10 transformer blocks, a four-level VAE, 12 + 32 text-encoder layers — but
+narrow (16–64 channels), so it loads through exactly the code that loads the 6.9 GB files and
+runs a 1024² image in seconds. The real vocabulary size stays (49,408) so the real tokenizers
+drive it. Tensors are float16 like the published files, plus the bookkeeping tensors those carry.
+
+The networks are built by diffusers / transformers from small configs and written out through
+``nets/sdxl_keys`` run backwards, so the writer also checks that mapping.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from visionatrix.engine.nets import sdxl_keys as keys
+from visionatrix.engine.nets.sdxl_loader import COMPONENTS, builtin_config, source_of
+
+if TYPE_CHECKING:
+    import torch
+
+_TINY = {
+    "unet": {
+        "block_out_channels": [16, 32, 64],
+        "attention_head_dim": [1, 1, 1],
+        "norm_num_groups": 16,
+        "cross_attention_dim": 64,  # text encoder widths 32 + 32
+        "addition_time_embed_dim": 8,
+        "projection_class_embeddings_input_dim": 80,  # pooled 32 + 6 × 8
+    },
+    "vae": {"block_out_channels": [8, 16, 32, 32], "norm_num_groups": 8},
+    "text_encoder": {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 1},
+    "text_encoder_2": {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_attention_heads": 1,
+        "projection_dim": 32,
+    },
+}
+
+
+def tiny_configs() -> dict[str, dict[str, Any]]:
+    """The component configs of the tiny checkpoint: SDXL-base with narrow widths."""
+    return {name: {**builtin_config(name), **_TINY[name]} for name in COMPONENTS}
+
+
+def _original_tensors(component: str, module: Any, config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """``module``'s parameters under their original names (``Source`` transforms undone)."""
+    import torch
+
+    source = source_of(component, config)
+    out: dict[str, torch.Tensor] = {}
+    fused: dict[str, dict[int, torch.Tensor]] = defaultdict(dict)
+    for key, tensor in module.state_dict().items():
+        src = source(key)
+        if src.op == "chunk":
+            fused[src.key][src.part] = tensor
+        elif src.op == "conv1x1":
+            out[src.key] = tensor[:, :, None, None]
+        elif src.op == "transpose":
+            out[src.key] = tensor.t()
+        else:
+            out[src.key] = tensor
+    for key, parts in fused.items():
+        out[key] = torch.cat([parts[i] for i in sorted(parts)])
+    return out
+
+
+def _bookkeeping(configs: dict[str, dict[str, Any]]) -> dict[str, torch.Tensor]:
+    import torch
+
+    positions = configs["text_encoder"]["max_position_embeddings"]
+    return {
+        keys.file_name(keys.CLIP_L_PREFIX + "embeddings.position_ids"): torch.arange(positions)[None],
+        keys.CLIP_G_PREFIX + "logit_scale": torch.tensor(4.6052),
+    }
+
+
+def write_tiny_sdxl_checkpoint(path: Path, seed: int = 0) -> Path:
+    """Write the tiny checkpoint (about 7 MB) to ``path``; the same ``seed`` gives the same file."""
+    import torch
+    from safetensors.torch import save_file
+
+    from visionatrix.engine.nets.sdxl_loader import construct
+
+    configs = tiny_configs()
+    torch.manual_seed(seed)
+    tensors: dict[str, torch.Tensor] = {}
+    for component in COMPONENTS:
+        module = construct(component, configs[component])
+        for key, tensor in _original_tensors(component, module, configs[component]).items():
+            tensors[keys.file_name(key)] = tensor.detach().to(torch.float16).contiguous()
+    tensors.update(_bookkeeping(configs))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={"format": "pt"})
+    return path
