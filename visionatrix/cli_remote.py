@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from visionatrix.client import Client, ClientError, Forbidden, ServiceUnavailable, Timeout, Unauthorized
@@ -27,7 +27,15 @@ EXIT_CLIENT_ERROR = 1
 EXIT_UNREACHABLE = 2
 EXIT_TIMEOUT = 3
 
+DEFAULT_SERVER = "http://localhost:8288"
+
 _stderr = Console(stderr=True)
+_BAR_COLUMNS = (
+    TextColumn("task {task.fields[task_id]}"),
+    BarColumn(),
+    TaskProgressColumn(),
+    TimeElapsedColumn(),
+)
 
 
 def register(group: click.Group) -> None:
@@ -42,7 +50,7 @@ def register(group: click.Group) -> None:
 def remote_command(func: Callable[..., None]) -> Callable[..., None]:
     """Give a command the server options and a connected Client; map failures to exit codes."""
 
-    @click.option("--server", envvar="VISIONATRIX_API_URL", default="http://localhost:8288", show_default=True)
+    @click.option("--server", envvar="VISIONATRIX_API_URL", default=DEFAULT_SERVER, show_default=True)
     @click.option("--user", envvar="VISIONATRIX_USERNAME", default=None, help="HTTP Basic user name")
     @click.option("--password", envvar="VISIONATRIX_PASSWORD", default=None, help="HTTP Basic password")
     @click.option("--retries", default=4, show_default=True, help="re-sends after network errors and 5xx")
@@ -157,16 +165,18 @@ def run_task(
 def _wait_all(client: Client, ids: list[int], timeout: float | None) -> dict[int, dict[str, Any]]:
     """Wait for every task with one live progress bar each; ``timeout`` bounds them all together."""
     end = None if timeout is None else time.monotonic() + timeout
-    columns = (TextColumn("task {task.fields[task_id]}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=_stderr) as bars:
+    with Progress(*_BAR_COLUMNS, console=_stderr) as bars:
         rows = {task_id: bars.add_task("", total=100.0, task_id=task_id) for task_id in ids}
         finished = {}
         for task_id in ids:
-            row = rows[task_id]
             left = None if end is None else max(0.0, end - time.monotonic())
-            done = client.wait(task_id, timeout=left, on_progress=lambda t, r=row: bars.update(r, completed=_pct(t)))
-            finished[task_id] = done
+            follow = _bar_updater(bars, rows[task_id])
+            finished[task_id] = client.wait(task_id, timeout=left, on_progress=follow)
         return finished
+
+
+def _bar_updater(bars: Progress, row: TaskID) -> Callable[[dict[str, Any]], None]:
+    return lambda details: bars.update(row, completed=_pct(details))
 
 
 def _pct(task_details: dict[str, Any]) -> float:

@@ -64,7 +64,8 @@ def test_async_client_runs_the_same_flow(vix_server: Server) -> None:
     async def scenario() -> RunResult:
         async with AsyncClient(vix_server.url) as vix:
             assert await vix.is_available()
-            return await vix.run("invert_image", files={"input_image": png_bytes(GREEN)}, timeout=60, poll_interval=0.1)
+            files = {"input_image": png_bytes(GREEN)}
+            return await vix.run("invert_image", files=files, timeout=60, poll_interval=0.1)
 
     done = asyncio.run(scenario())
     assert [_color(f.content) for f in done.files] == [INVERTED]
@@ -173,7 +174,8 @@ def test_run_waits_out_a_server_that_is_starting(vix_server: Server) -> None:
     try:
         # Creating is re-sent only while the connection is refused, which is safe: nothing arrived.
         with Client(vix_server.url, retries=12, backoff=0.2) as vix:
-            done = vix.run("invert_image", files={"input_image": png_bytes(GREEN)}, timeout=60, poll_interval=0.1)
+            files = {"input_image": png_bytes(GREEN)}
+            done = vix.run("invert_image", files=files, timeout=60, poll_interval=0.1)
     finally:
         restart.join()
     assert _color(done.files[0].content) == INVERTED

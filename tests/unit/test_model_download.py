@@ -11,7 +11,7 @@ import pytest
 from visionatrix.errors import ModelDownloadError, ModelMissing
 from visionatrix.models.catalog import ModelEntry
 from visionatrix.models.download import ensure_models, hub_file, missing_models, part_path
-from visionatrix.models.verify import file_matches, remember_hash, sidecar_path
+from visionatrix.models.verify import file_matches, sidecar_path
 from visionatrix.testing.file_server import FileServer
 
 MiB = 1 << 20
@@ -186,16 +186,15 @@ def test_offline_mode_is_fine_when_everything_is_installed(server, tmp_path):
     assert ensure_models([entry], tmp_path, offline=True) == [target]
 
 
-def test_a_wrong_file_in_place_is_replaced_by_a_verified_download(server, tmp_path):
+def test_a_file_placed_by_hand_counts_as_installed_and_is_left_alone(server, tmp_path):
     entry = _entry(server.add("/files/tiny.bin", DATA))
     target = entry.target(tmp_path)
     target.parent.mkdir(parents=True)
-    target.write_bytes(b"\0" * len(DATA))
-    remember_hash(target, "f" * 64)  # a stale sidecar must not vouch for it either
+    target.write_bytes(b"\0" * 10)  # e.g. a fine-tuned or test model under the catalog's name
 
-    assert missing_models([entry], tmp_path) == [entry]
-    ensure_models([entry], tmp_path)
-    assert target.read_bytes() == DATA
+    assert missing_models([entry], tmp_path) == []
+    assert ensure_models([entry], tmp_path, offline=True) == [target]
+    assert target.read_bytes() == b"\0" * 10
 
 
 def test_hub_urls_are_parsed_into_repo_revision_and_path():

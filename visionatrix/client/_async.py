@@ -26,6 +26,7 @@ from visionatrix.client.errors import (
     ServerError,
     ServiceUnavailable,
     Timeout,
+    error_from_response,
 )
 
 logger = logging.getLogger(__name__)
@@ -71,11 +72,16 @@ class AsyncClient:
 
     async def is_available(self) -> bool:
         """Whether the server answers (and accepts the credentials); one quick request, never raises."""
+        return await self._unavailable_reason() is None
+
+    async def _unavailable_reason(self) -> str | None:
         try:
             response = await self._http.get(_calls.WHOAMI, timeout=PROBE_TIMEOUT)
-        except Exception:  # by contract this only answers yes or no
-            return False
-        return response.is_success
+        except Exception as exc:  # by contract the probe only answers, it never raises
+            return f"server {self.base_url} is not reachable ({type(exc).__name__})"
+        if response.is_success:
+            return None
+        return f"server {self.base_url} refused: {error_from_response(response)}"
 
     async def whoami(self) -> dict[str, Any]:
         return _calls.json_object(await self._send(_calls.whoami()))
@@ -225,8 +231,8 @@ class AsyncClient:
     ) -> BackgroundRemoval:
         """Cut the subject out of ``image``; see :meth:`Client.remove_background`."""
         original = _outcome.read_image(image)
-        if fallback and not await self.is_available():
-            return _outcome.fallback(original, f"server {self.base_url} is not reachable")
+        if fallback and (reason := await self._unavailable_reason()):
+            return _outcome.fallback(original, reason)
         try:
             done = await self.run(flow, files={input_name: original}, timeout=timeout)
             return _outcome.cut_out(done)
@@ -257,7 +263,9 @@ class AsyncClient:
         ``known_flows``: the installed flows the worker last saw; the server ends the poll at once
         (None) when they changed, so the worker re-reads what it can run.
         """
-        response = await self._send(_calls.next_task(worker_details, tasks_names, last_task_name, wait, known_flows))
+        response = await self._send(
+            _calls.next_task(worker_details, tasks_names, last_task_name, wait, known_flows)
+        )
         return None if response.status_code == 204 else _calls.json_object(response)
 
     async def report_progress(

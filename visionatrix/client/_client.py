@@ -25,6 +25,7 @@ from visionatrix.client.errors import (
     ServerError,
     ServiceUnavailable,
     Timeout,
+    error_from_response,
 )
 
 logger = logging.getLogger(__name__)
@@ -74,11 +75,16 @@ class Client:
 
     def is_available(self) -> bool:
         """Whether the server answers (and accepts the credentials); one quick request, never raises."""
+        return self._unavailable_reason() is None
+
+    def _unavailable_reason(self) -> str | None:
         try:
             response = self._http.get(_calls.WHOAMI, timeout=PROBE_TIMEOUT)
-        except Exception:  # by contract this only answers yes or no
-            return False
-        return response.is_success
+        except Exception as exc:  # by contract the probe only answers, it never raises
+            return f"server {self.base_url} is not reachable ({type(exc).__name__})"
+        if response.is_success:
+            return None
+        return f"server {self.base_url} refused: {error_from_response(response)}"
 
     def whoami(self) -> dict[str, Any]:
         return _calls.json_object(self._send(_calls.whoami()))
@@ -232,8 +238,8 @@ class Client:
         and the reason. Without it those errors raise. An unreadable local path always raises OSError.
         """
         original = _outcome.read_image(image)
-        if fallback and not self.is_available():
-            return _outcome.fallback(original, f"server {self.base_url} is not reachable")
+        if fallback and (reason := self._unavailable_reason()):
+            return _outcome.fallback(original, reason)
         try:
             return _outcome.cut_out(self.run(flow, files={input_name: original}, timeout=timeout))
         except ClientError as exc:
@@ -263,7 +269,9 @@ class Client:
         ``known_flows``: the installed flows the worker last saw; the server ends the poll at once
         (None) when they changed, so the worker re-reads what it can run.
         """
-        response = self._send(_calls.next_task(worker_details, tasks_names, last_task_name, wait, known_flows))
+        response = self._send(
+            _calls.next_task(worker_details, tasks_names, last_task_name, wait, known_flows)
+        )
         return None if response.status_code == 204 else _calls.json_object(response)
 
     def report_progress(

@@ -4,7 +4,8 @@ Hugging Face URLs (``https://huggingface.co/<repo>/resolve/<rev>/<path>``) go th
 ``huggingface_hub`` (tokens for gated repos, mirrors via ``hf_endpoint``, its own resume);
 anything else streams over plain HTTP into ``<file>.part`` and resumes with a ``Range``
 request. Either way the file is checked against the catalog's sha256 before an atomic
-rename makes it visible, so a model path that exists is always a whole, verified file.
+rename makes it visible, so a downloaded model is always a whole, verified file. A file that is
+already at its path counts as installed: users place files by hand, offline.
 
 Offline (or when the source cannot be reached at all) the error is ``ModelMissing``, naming
 each file, where to download it, and the full path to put it at.
@@ -27,7 +28,7 @@ from filelock import FileLock
 
 from visionatrix.errors import ModelDownloadError, ModelMissing
 from visionatrix.models.catalog import ModelEntry
-from visionatrix.models.verify import file_matches, remember_hash, sha256_file
+from visionatrix.models.verify import remember_hash, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class _RestartDownload(Exception):
 
 
 def missing_models(entries: Iterable[ModelEntry], models_dir: Path) -> list[ModelEntry]:
-    """The entries whose file is not in place with the right size and sha256."""
+    """The entries whose file is not in place."""
     return [e for e in _unique(entries) if not _installed(e, models_dir)]
 
 
@@ -114,7 +115,9 @@ def download_model(
 
 
 def _installed(entry: ModelEntry, models_dir: Path) -> bool:
-    return file_matches(entry.target(models_dir), sha256=entry.hash, size=entry.file_size)
+    # A file a user put in place counts as installed, as the offline instructions promise; only
+    # what this module downloads is checked against the catalog's sha256 (before it becomes visible).
+    return entry.target(models_dir).is_file()
 
 
 def _unique(entries: Iterable[ModelEntry]) -> list[ModelEntry]:

@@ -115,7 +115,9 @@ SCHEDULERS: dict[str, Callable[[DiscreteSchedule, int], list[float]]] = {
 }
 
 
-def schedule_sigmas(schedule: DiscreteSchedule, scheduler: str, steps: int, denoise: float = 1.0) -> list[float]:
+def schedule_sigmas(
+    schedule: DiscreteSchedule, scheduler: str, steps: int, denoise: float = 1.0
+) -> list[float]:
     """The sigmas a ``steps``-step run visits; ``denoise < 1`` keeps only the last part of a longer run.
 
     As in ComfyUI: the schedule is computed for ``int(steps / denoise)`` steps and the last

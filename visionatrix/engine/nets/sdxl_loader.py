@@ -102,7 +102,9 @@ def _unet_config(shapes: Shapes, pooled_dim: int) -> dict[str, Any]:
     depths = [_count(shapes, rf"{p}input_blocks\.{i}\.1\.transformer_blocks\.(\d+)\.") for i in firsts]
     mid_depth = _count(shapes, rf"{p}middle_block\.1\.transformer_blocks\.(\d+)\.")
     if mid_depth != depths[-1]:
-        raise InvalidInput(f"UNet middle block has {mid_depth} transformer blocks, its last level {depths[-1]}")
+        raise InvalidInput(
+            f"UNet middle block has {mid_depth} transformer blocks, its last level {depths[-1]}"
+        )
     time_dim, adm_dim = shapes[f"{p}label_emb.0.0.weight"]
     proj_in = next(s for n, s in shapes.items() if n.startswith(p) and n.endswith(".proj_in.weight"))
     cross_dim = next(s for n, s in shapes.items() if n.startswith(p) and n.endswith("attn2.to_k.weight"))[1]
@@ -311,7 +313,9 @@ def load_checkpoint(path: Path, device: str, dtype: torch.dtype) -> SdxlComponen
             except KeyError as exc:
                 raise InvalidInput(f"{path.name}: tensor {exc} is missing for the {component}") from exc
     scheduler = builtin_config("scheduler")
-    schedule = DiscreteSchedule(scheduler["beta_start"], scheduler["beta_end"], scheduler["num_train_timesteps"])
+    schedule = DiscreteSchedule(
+        scheduler["beta_start"], scheduler["beta_end"], scheduler["num_train_timesteps"]
+    )
     return SdxlComponents(
         **modules,
         schedule=schedule,

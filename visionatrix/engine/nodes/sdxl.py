@@ -99,7 +99,11 @@ class EmptyLatentImage:
     def run(self, ctx: NodeContext, width: int, height: int, batch_size: int = 1) -> tuple[dict[str, Any]]:
         import torch
 
-        for name, value, least in (("width", width, 16), ("height", height, 16), ("batch_size", batch_size, 1)):
+        for name, value, least in (
+            ("width", width, 16),
+            ("height", height, 16),
+            ("batch_size", batch_size, 1),
+        ):
             if int(value) < least:
                 raise InvalidInput(f"EmptyLatentImage: {name} must be at least {least}, got {value}")
         shape = (int(batch_size), LATENT_CHANNELS, int(height) // LATENT_FACTOR, int(width) // LATENT_FACTOR)
@@ -130,7 +134,9 @@ class KSampler:
         _pick(samplers.SCHEDULERS, scheduler, "scheduler")
         steps, cfg, denoise = int(steps), float(cfg), float(denoise)
         if steps < 1 or not 0.0 <= denoise <= 1.0:
-            raise InvalidInput(f"KSampler: steps must be ≥ 1 and denoise in [0, 1], got {steps} and {denoise}")
+            raise InvalidInput(
+                f"KSampler: steps must be ≥ 1 and denoise in [0, 1], got {steps} and {denoise}"
+            )
         latent = latent_image["samples"]
         if denoise == 0.0:  # nothing to do, as in ComfyUI
             return ({**latent_image, "samples": latent.clone()},)
