@@ -86,10 +86,17 @@ class Server(Process):
     ) -> None:
         self.port = free_port()
         self.mode = mode
-        self.auth: tuple[str, str] | None = ("admin", env.get("VIX_ADMIN_PASSWORD", "admin")) if mode == "SERVER" else None
+        self.auth: tuple[str, str] | None = (
+            ("admin", env.get("VIX_ADMIN_PASSWORD", "admin")) if mode == "SERVER" else None
+        )
         environment = base_env(
-            workdir, db_url, VIX_MODE=mode, VIX_PORT=str(self.port), VIX_HOST="127.0.0.1",
-            VIX_LOCAL_WORKERS=str(local_workers), **env,
+            workdir,
+            db_url,
+            VIX_MODE=mode,
+            VIX_PORT=str(self.port),
+            VIX_HOST="127.0.0.1",
+            VIX_LOCAL_WORKERS=str(local_workers),
+            **env,
         )
         super().__init__(["run"], environment, workdir, "server.log")
 
@@ -117,7 +124,9 @@ class Server(Process):
     def install(self, flow: Path | dict[str, Any], auth: tuple[str, str] | None = None) -> dict[str, Any]:
         raw = flow.read_bytes() if isinstance(flow, Path) else json.dumps(flow).encode()
         with self.client(auth) as http:
-            response = http.put("/vapi/flows/flow", files={"flow_file": ("flow.json", raw, "application/json")})
+            response = http.put(
+                "/vapi/flows/flow", files={"flow_file": ("flow.json", raw, "application/json")}
+            )
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
 
@@ -143,13 +152,23 @@ def wait_for(task_id: int, http: httpx.Client, timeout: float = 60, until: str =
     raise AssertionError(f"task {task_id} not {until} after {timeout} s: {task}")
 
 
-def record_flow(log_path: Path, seconds: float = 0.0, steps: int = 10, name: str = "record") -> dict[str, Any]:
+def record_flow(
+    log_path: Path, seconds: float = 0.0, steps: int = 10, name: str = "record"
+) -> dict[str, Any]:
     """A flow: prompt → TestRecord (appends to log_path, works ``seconds``) → SaveImage (node 9)."""
     return {
         "1": {
             "class_type": "VixUiPrompt",
-            "inputs": {"text": "", "display_name": "Text", "optional": False, "advanced": False, "order": 1,
-                       "custom_id": "text", "hidden": False, "translatable": False},
+            "inputs": {
+                "text": "",
+                "display_name": "Text",
+                "optional": False,
+                "advanced": False,
+                "order": 1,
+                "custom_id": "text",
+                "hidden": False,
+                "translatable": False,
+            },
             "_meta": {"title": "VixUI-Prompt"},
         },
         "2": {
@@ -157,13 +176,30 @@ def record_flow(log_path: Path, seconds: float = 0.0, steps: int = 10, name: str
             "inputs": {"text": ["1", 0], "log_path": str(log_path), "seconds": seconds, "steps": steps},
             "_meta": {"title": "Record"},
         },
-        "9": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}, "_meta": {"title": "Save"}},
+        "9": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["2", 0], "filename_prefix": "x"},
+            "_meta": {"title": "Save"},
+        },
         "10": {
             "class_type": "VixUiWorkflowMetadata",
-            "inputs": {"name": name, "display_name": name, "description": "", "author": "tests", "homepage": "",
-                       "documentation": "", "license": "", "tags": "[]", "version": "1.0.0", "requires": "[]",
-                       "is_seed_supported": False, "is_count_supported": True, "is_translations_supported": False,
-                       "is_macos_supported": True, "required_memory_gb": 0},
+            "inputs": {
+                "name": name,
+                "display_name": name,
+                "description": "",
+                "author": "tests",
+                "homepage": "",
+                "documentation": "",
+                "license": "",
+                "tags": "[]",
+                "version": "1.0.0",
+                "requires": "[]",
+                "is_seed_supported": False,
+                "is_count_supported": True,
+                "is_translations_supported": False,
+                "is_macos_supported": True,
+                "required_memory_gb": 0,
+            },
             "_meta": {"title": "VixUI-WorkflowMetadata"},
         },
     }

@@ -12,8 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from pathlib import Path
 
 import click
 
@@ -29,7 +27,9 @@ def _configure_logging(verbose: int) -> None:
 
 
 def _env_help() -> str:
-    rows = "\n".join(f"  {name:<20} {default or '-':<12} {text}" for name, default, text in describe_environment())
+    rows = "\n".join(
+        f"  {name:<20} {default or '-':<12} {text}" for name, default, text in describe_environment()
+    )
     return (
         "Start Visionatrix.\n\n"
         "DEFAULT: server on localhost:8288 with one local worker, no auth. "
@@ -50,8 +50,16 @@ def main(verbose: int) -> None:
 @click.option("--host", default=None, help="bind address (VIX_HOST)")
 @click.option("--port", type=int, default=None, help="port (VIX_PORT)")
 @click.option("--server", default=None, help="WORKER mode: the server URL (VIX_SERVER)")
-@click.option("--workers", "local_workers", type=int, default=None, help="DEFAULT mode: local workers (VIX_LOCAL_WORKERS)")
-def run(mode: str | None, host: str | None, port: int | None, server: str | None, local_workers: int | None) -> None:
+@click.option(
+    "--workers",
+    "local_workers",
+    type=int,
+    default=None,
+    help="DEFAULT mode: local workers (VIX_LOCAL_WORKERS)",
+)
+def run(
+    mode: str | None, host: str | None, port: int | None, server: str | None, local_workers: int | None
+) -> None:
     overrides = {"mode": mode and mode.upper(), "host": host, "port": port, "server": server}
     overrides["local_workers"] = local_workers
     config = Config(**{k: v for k, v in overrides.items() if v is not None})
@@ -75,9 +83,13 @@ def _run_server(config: Config) -> None:
 
     workers: list[_LocalWorker] = []
     if config.mode is Mode.DEFAULT:
-        url = f"http://{'127.0.0.1' if config.host in ('localhost', '0.0.0.0', '::') else config.host}:{config.port}"
+        # the local worker reaches a wildcard or localhost bind over IPv4 loopback
+        host = "127.0.0.1" if config.host in ("localhost", "0.0.0.0", "::") else config.host
+        url = f"http://{host}:{config.port}"
         workers = [_LocalWorker(url, config, i) for i in range(config.local_workers)]
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host=config.host, port=config.port, log_level="info"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(config), host=config.host, port=config.port, log_level="info")
+    )
     for worker in workers:
         worker.start_when_ready(server)
     try:
@@ -98,14 +110,21 @@ class _LocalWorker:
         self.stopping = threading.Event()
 
     def start_when_ready(self, server: object) -> None:
-        threading.Thread(target=self._supervise, args=(server,), daemon=True, name=f"worker-{self.index}").start()
+        threading.Thread(
+            target=self._supervise, args=(server,), daemon=True, name=f"worker-{self.index}"
+        ).start()
 
     def _supervise(self, server: object) -> None:
         while not getattr(server, "started", False):
             if self.stopping.wait(0.05):
                 return
         while not self.stopping.is_set():
-            env = {**os.environ, "VIX_MODE": "WORKER", "VIX_SERVER": self.url, "VIX_WORKER_INDEX": str(self.index)}
+            env = {
+                **os.environ,
+                "VIX_MODE": "WORKER",
+                "VIX_SERVER": self.url,
+                "VIX_WORKER_INDEX": str(self.index),
+            }
             self.process = subprocess.Popen([sys.executable, "-m", "visionatrix", "run"], env=env)
             code = self.process.wait()
             if not self.stopping.is_set():
@@ -124,12 +143,11 @@ class _LocalWorker:
 
 def _run_worker(config: Config) -> int:
     from visionatrix.client import Client
+    from visionatrix.engine import registry
     from visionatrix.models.cache import ModelStore
     from visionatrix.models.device import choose_device, choose_precision
     from visionatrix.worker.identity import default_worker_id
     from visionatrix.worker.loop import WorkerOptions, serve
-
-    from visionatrix.engine import registry
 
     if not config.server:
         raise click.UsageError("WORKER mode needs --server URL (or VIX_SERVER)")
@@ -171,7 +189,9 @@ def create_user(name: str, password: str, admin: bool, full_name: str, email: st
         try:
             await upgrade_to_head(engine)
             async with session_factory(engine)() as session:
-                await users.create_user(session, name, password, admin=admin, full_name=full_name, email=email)
+                await users.create_user(
+                    session, name, password, admin=admin, full_name=full_name, email=email
+                )
         finally:
             await engine.dispose()
 

@@ -1,4 +1,4 @@
-"""``visionatrix install-flow``: models into MODELS_DIR with a progress bar, then the flow into the database."""
+"""``visionatrix install-flow``: models into MODELS_DIR with a progress bar, then the flow into the DB."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ def _graph(name: str) -> dict[str, Any]:
         return json.loads(path.read_text())  # type: ignore[no-any-return]
     flows = builtin_flows()
     if name not in flows:
-        raise VixError(f"flow '{name}' is neither in the catalog ({', '.join(sorted(flows))}) nor a JSON file")
+        raise VixError(
+            f"flow '{name}' is neither in the catalog ({', '.join(sorted(flows))}) nor a JSON file"
+        )
     return flows[name]
 
 
@@ -43,7 +45,12 @@ def install_locally(config: Config, name: str) -> int:
                     bars[filename] = progress.add_task(filename, total=total or None)
                 progress.update(bars[filename], completed=done, total=total or None)
 
-            ensure_models(entries, config.models_dir, on_progress=show, hf_token=config.hf_auth_token.get_secret_value() or None)
+            ensure_models(
+                entries,
+                config.models_dir,
+                on_progress=show,
+                hf_token=config.hf_auth_token.get_secret_value() or None,
+            )
         flow = asyncio.run(_register(config, graph))
     except VixError as exc:
         click.echo(f"error: {exc.message}", err=True)

@@ -9,7 +9,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Mode(str, enum.Enum):
+class Mode(enum.StrEnum):
     DEFAULT = "DEFAULT"  # server + one local worker, no auth, SQLite in the current directory
     SERVER = "SERVER"  # API only, HTTP Basic auth on every route
     WORKER = "WORKER"  # a worker pulling tasks from a remote server
@@ -22,20 +22,30 @@ def _env(*names: str) -> AliasChoices:
 class Config(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
-    mode: Mode = Field(Mode.DEFAULT, validation_alias=_env("VIX_MODE"), description="DEFAULT, SERVER or WORKER")
+    mode: Mode = Field(
+        Mode.DEFAULT, validation_alias=_env("VIX_MODE"), description="DEFAULT, SERVER or WORKER"
+    )
     host: str = Field("localhost", validation_alias=_env("VIX_HOST"), description="address the server binds")
     port: int = Field(8288, validation_alias=_env("VIX_PORT"), description="port the server listens on")
     server: str = Field(
-        "", validation_alias=_env("VIX_SERVER"), description="WORKER mode: URL of the server to pull tasks from"
+        "",
+        validation_alias=_env("VIX_SERVER"),
+        description="WORKER mode: URL of the server to pull tasks from",
     )
     worker_auth: SecretStr = Field(
-        SecretStr(""), validation_alias=_env("WORKER_AUTH"), description="WORKER mode: 'user:password' for the server"
+        SecretStr(""),
+        validation_alias=_env("WORKER_AUTH"),
+        description="WORKER mode: 'user:password' for the server",
     )
     database_uri: str = Field(
-        "", validation_alias=_env("DATABASE_URI"), description="SQLAlchemy URL; default: SQLite file in the current directory"
+        "",
+        validation_alias=_env("DATABASE_URI"),
+        description="SQLAlchemy URL; default: SQLite file in the current directory",
     )
     base_data_dir: Path = Field(
-        Path("vix_data"), validation_alias=_env("BASE_DATA_DIR"), description="folder for task inputs and outputs"
+        Path("vix_data"),
+        validation_alias=_env("BASE_DATA_DIR"),
+        description="folder for task inputs and outputs",
     )
     models_dir: Path = Field(
         Path("vix_models"), validation_alias=_env("MODELS_DIR"), description="folder for model weights"
@@ -46,10 +56,14 @@ class Config(BaseSettings):
         description="SERVER mode: password of the first admin, created when there are no users",
     )
     hf_auth_token: SecretStr = Field(
-        SecretStr(""), validation_alias=_env("HF_AUTH_TOKEN"), description="Hugging Face token for gated models"
+        SecretStr(""),
+        validation_alias=_env("HF_AUTH_TOKEN"),
+        description="Hugging Face token for gated models",
     )
     lease_seconds: float = Field(
-        60.0, validation_alias=_env("VIX_LEASE_SECONDS"), description="a claim expires without progress this long"
+        60.0,
+        validation_alias=_env("VIX_LEASE_SECONDS"),
+        description="a claim expires without progress this long",
     )
     max_attempts: int = Field(
         3, validation_alias=_env("VIX_MAX_ATTEMPTS"), description="claims of a task before it fails for good"
@@ -57,16 +71,24 @@ class Config(BaseSettings):
     local_workers: int = Field(
         1, validation_alias=_env("VIX_LOCAL_WORKERS"), description="DEFAULT mode: worker processes to start"
     )
-    device: str = Field("auto", validation_alias=_env("VIX_DEVICE"), description="worker device: auto, cpu, cuda")
+    device: str = Field(
+        "auto", validation_alias=_env("VIX_DEVICE"), description="worker device: auto, cpu, cuda"
+    )
     precision: str = Field(
-        "auto", validation_alias=_env("VIX_PRECISION"), description="worker precision: auto, float32, bfloat16, float16"
+        "auto",
+        validation_alias=_env("VIX_PRECISION"),
+        description="worker precision: auto, float32, bfloat16, float16",
     )
     model_cache_gb: float = Field(
-        0.0, validation_alias=_env("VIX_MODEL_CACHE_GB"), description="loaded-model cache budget; 0 = automatic"
+        0.0,
+        validation_alias=_env("VIX_MODEL_CACHE_GB"),
+        description="loaded-model cache budget; 0 = automatic",
     )
 
     node_modules: str = Field(
-        "", validation_alias=_env("VIX_NODE_MODULES"), description="extra node modules to load, comma-separated"
+        "",
+        validation_alias=_env("VIX_NODE_MODULES"),
+        description="extra node modules to load, comma-separated",
     )
 
     def extra_node_modules(self) -> list[str]:

@@ -38,7 +38,9 @@ class Storage:
 
     def output_files(self, task_id: int, node_id: int) -> list[Path]:
         prefix = f"{task_id}_{node_id}_"
-        found = [p for p in self.output_dir.glob(f"{prefix}*") if p.name[len(prefix) :].split(".")[0].isdigit()]
+        found = [
+            p for p in self.output_dir.glob(f"{prefix}*") if p.name[len(prefix) :].split(".")[0].isdigit()
+        ]
         return sorted(found, key=lambda p: int(p.name[len(prefix) :].split(".")[0]))
 
     def delete_outputs(self, task_id: int) -> None:

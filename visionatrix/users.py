@@ -31,7 +31,13 @@ def _info(user: User) -> UserInfo:
 
 
 async def create_user(
-    session: AsyncSession, name: str, password: str, *, admin: bool = False, full_name: str = "", email: str = ""
+    session: AsyncSession,
+    name: str,
+    password: str,
+    *,
+    admin: bool = False,
+    full_name: str = "",
+    email: str = "",
 ) -> UserInfo:
     if not name or ":" in name or len(name) > 128:
         raise InvalidInput("user name must be 1..128 characters without ':'")

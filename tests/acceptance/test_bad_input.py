@@ -27,7 +27,9 @@ IMAGE = {"input_image": ("a.png", png_bytes(), "image/png")}
         ({"input_image": "plain words"}, {}, 400, "input_image"),
     ],
 )
-def test_create_rejects_bad_input(vix_server: Server, data: dict, files: dict, status: int, words: str) -> None:  # type: ignore[type-arg]
+def test_create_rejects_bad_input(
+    vix_server: Server, data: dict, files: dict, status: int, words: str
+) -> None:  # type: ignore[type-arg]
     with vix_server.client() as http:
         answer = http.put("/vapi/tasks/create/invert_image", data=data, files=files or None)
     assert answer.status_code == status, answer.text
@@ -45,7 +47,9 @@ def test_unknown_flow_and_values_outside_lists_and_ranges(vix_server: Server) ->
         assert "method" in bad_list.json()["detail"] and "bicubic" in bad_list.json()["detail"]
         bad_range = http.put("/vapi/tasks/create/scale_image", data={"scale": "9.5"}, files=IMAGE)
         assert bad_range.status_code == 400 and "scale" in bad_range.json()["detail"]
-        ok = http.put("/vapi/tasks/create/scale_image", data={"method": "nearest-exact", "scale": "2"}, files=IMAGE)
+        ok = http.put(
+            "/vapi/tasks/create/scale_image", data={"method": "nearest-exact", "scale": "2"}, files=IMAGE
+        )
         assert ok.status_code == 200, ok.text
 
 
@@ -60,9 +64,14 @@ def test_bad_requests_elsewhere(vix_server: Server) -> None:
         graph = json.loads((FLOWS / "invert_image.json").read_text())
         graph["2"]["class_type"] = "FancyUpscaleWithModel"
         graph["3"] = {"class_type": "AnotherMissingNode", "inputs": {}, "_meta": {"title": ""}}
-        refused = http.put("/vapi/flows/flow", files={"flow_file": ("f.json", json.dumps(graph), "application/json")})
+        refused = http.put(
+            "/vapi/flows/flow", files={"flow_file": ("f.json", json.dumps(graph), "application/json")}
+        )
         assert refused.status_code == 400
-        assert "AnotherMissingNode" in refused.json()["detail"] and "FancyUpscaleWithModel" in refused.json()["detail"]
+        assert (
+            "AnotherMissingNode" in refused.json()["detail"]
+            and "FancyUpscaleWithModel" in refused.json()["detail"]
+        )
         assert http.delete("/vapi/flows/flow", params={"name": "never_installed"}).status_code == 404
         bad_worker = http.put("/vapi/tasks/progress", json={"task_id": 1, "progress": 250})
         assert bad_worker.status_code == 422

@@ -10,7 +10,10 @@ import httpx
 from tests.support import Server, png_bytes
 
 IMAGE = {"input_image": ("a.png", png_bytes(), "image/png")}
-WORKER = {"worker_details": {"worker_id": "test-worker", "system": {"hostname": "t"}}, "tasks_names": ["invert_image"]}
+WORKER = {
+    "worker_details": {"worker_id": "test-worker", "system": {"hostname": "t"}},
+    "tasks_names": ["invert_image"],
+}
 
 
 def _create(http: httpx.Client, **data: str) -> int:
@@ -31,7 +34,10 @@ def test_priority_orders_claims_and_can_change_while_queued(idle_server: Server)
         high = _create(http, priority="9")
         middle = _create(http, priority="5")
         bumped = _create(http, priority="0")
-        assert http.put("/vapi/tasks/update", params={"task_id": bumped}, json={"priority": 15}).status_code == 204
+        assert (
+            http.put("/vapi/tasks/update", params={"task_id": bumped}, json={"priority": 15}).status_code
+            == 204
+        )
         order = [_claim(http)["task_id"] for _ in range(4)]
         assert order == [bumped, high, middle, low]
         assert http.post("/vapi/tasks/next", json=WORKER).status_code == 204
@@ -51,19 +57,32 @@ def test_worker_api_progress_results_and_the_100_rule(idle_server: Server) -> No
         assert running["status"] == "running" and running["progress"] <= 99.9
         assert http.get("/vapi/tasks/results", params={"task_id": task_id, "node_id": 9}).status_code == 400
 
-        missing = http.put("/vapi/tasks/results", params={"task_id": task_id},
-                           files=[("files", (f"{task_id}_5_0.png", b"x", "image/png"))])
+        missing = http.put(
+            "/vapi/tasks/results",
+            params={"task_id": task_id},
+            files=[("files", (f"{task_id}_5_0.png", b"x", "image/png"))],
+        )
         assert missing.status_code == 400 and "node 5" in missing.json()["detail"]
-        stored = http.put("/vapi/tasks/results", params={"task_id": task_id},
-                          files=[("files", (f"{task_id}_9_0.png", png_bytes(), "image/png")),
-                                 ("files", (f"{task_id}_9_1.png", png_bytes((1, 2, 3)), "image/png"))])
+        stored = http.put(
+            "/vapi/tasks/results",
+            params={"task_id": task_id},
+            files=[
+                ("files", (f"{task_id}_9_0.png", png_bytes(), "image/png")),
+                ("files", (f"{task_id}_9_1.png", png_bytes((1, 2, 3)), "image/png")),
+            ],
+        )
         assert stored.status_code == 204, stored.text
         done = http.get(f"/vapi/tasks/progress/{task_id}").json()
         assert done["progress"] == 100.0 and done["status"] == "completed"
         assert done["outputs"][0]["batch_size"] == 2 and done["execution_time"] == 1.5
         second = http.get("/vapi/tasks/results", params={"task_id": task_id, "node_id": 9, "batch_index": 1})
         assert second.content == png_bytes((1, 2, 3))
-        assert http.get("/vapi/tasks/results", params={"task_id": task_id, "node_id": 9, "batch_index": 2}).status_code == 404
+        assert (
+            http.get(
+                "/vapi/tasks/results", params={"task_id": task_id, "node_id": 9, "batch_index": 2}
+            ).status_code
+            == 404
+        )
         assert http.get("/vapi/tasks/results", params={"task_id": task_id, "node_id": 4}).status_code == 404
 
 
@@ -73,7 +92,9 @@ def test_error_restart_and_force_restart(idle_server: Server) -> None:
         _claim(http)
         assert http.post("/vapi/tasks/restart", params={"task_id": task_id}).status_code == 409
         report = {"worker_details": WORKER["worker_details"], "task_id": task_id, "progress": 40.0}
-        http.put("/vapi/tasks/progress", json={**report, "error": "node 2 (ImageInvert): boom"}).raise_for_status()
+        http.put(
+            "/vapi/tasks/progress", json={**report, "error": "node 2 (ImageInvert): boom"}
+        ).raise_for_status()
         failed = http.get(f"/vapi/tasks/progress/{task_id}").json()
         assert failed["status"] == "failed" and failed["error"] == "node 2 (ImageInvert): boom"
         assert http.put("/vapi/tasks/progress", json=report).status_code == 404
@@ -82,7 +103,9 @@ def test_error_restart_and_force_restart(idle_server: Server) -> None:
         again = http.get(f"/vapi/tasks/progress/{task_id}").json()
         assert again["status"] == "queued" and again["error"] == "" and again["progress"] == 0.0
         _claim(http)
-        assert http.post("/vapi/tasks/restart", params={"task_id": task_id, "force": "true"}).status_code == 204
+        assert (
+            http.post("/vapi/tasks/restart", params={"task_id": task_id, "force": "true"}).status_code == 204
+        )
         assert http.put("/vapi/tasks/progress", json=report).status_code == 404, "the old claim is gone"
         assert _claim(http)["task_id"] == task_id
 
@@ -103,8 +126,11 @@ def test_delete_cancels_a_running_task_and_queue_routes(idle_server: Server) -> 
 
         finished = _create(http)
         _claim(http)
-        http.put("/vapi/tasks/results", params={"task_id": finished},
-                 files=[("files", (f"{finished}_9_0.png", png_bytes(), "image/png"))]).raise_for_status()
+        http.put(
+            "/vapi/tasks/results",
+            params={"task_id": finished},
+            files=[("files", (f"{finished}_9_0.png", png_bytes(), "image/png"))],
+        ).raise_for_status()
         waiting = _create(http)
         assert http.delete(f"/vapi/tasks/queue/{finished}").status_code == 409
         assert http.delete("/vapi/tasks/clear", params={"name": "invert_image"}).status_code == 204
@@ -140,4 +166,6 @@ def test_release_lock_requeues(idle_server: Server) -> None:
         assert [w["worker_id"] for w in workers] == ["test-worker"]
         settings = {"worker_id": "test-worker", "tasks_to_give": ["other_flow"]}
         assert http.post("/vapi/workers/settings", json=settings).status_code == 204
-        assert http.post("/vapi/tasks/next", json=WORKER).status_code == 204, "tasks_to_give restricts the worker"
+        assert http.post("/vapi/tasks/next", json=WORKER).status_code == 204, (
+            "tasks_to_give restricts the worker"
+        )

@@ -16,7 +16,9 @@ IMAGE = {"input_image": ("a.png", png_bytes(), "image/png")}
 def _create_user(server: Server, name: str, password: str, admin: bool = False) -> None:
     env = {k: v for k, v in server.env.items() if k != "VIX_MODE"}
     command = [sys.executable, "-m", "visionatrix", "create-user", "--name", name, "--password", password]
-    done = subprocess.run(command + (["--admin"] if admin else []), env=env, cwd=server.cwd, capture_output=True, text=True)
+    done = subprocess.run(
+        command + (["--admin"] if admin else []), env=env, cwd=server.cwd, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -36,7 +38,10 @@ def test_server_mode_auth_ownership_and_admin_routes(tmp_path: Path, db_url: str
         _create_user(server, "bob", "bob-pw")
         with server.client(("alice", "alice-pw")) as alice, server.client(("bob", "bob-pw")) as bob:
             assert alice.get("/vapi/other/whoami").json() == {
-                "user_id": "alice", "full_name": "alice", "email": "", "is_admin": False
+                "user_id": "alice",
+                "full_name": "alice",
+                "email": "",
+                "is_admin": False,
             }
             task_id = alice.put("/vapi/tasks/create/invert_image", files=IMAGE).json()["tasks_ids"][0]
             assert bob.get(f"/vapi/tasks/progress/{task_id}").status_code == 404
@@ -67,16 +72,28 @@ def test_server_mode_auth_ownership_and_admin_routes(tmp_path: Path, db_url: str
     finally:
         server.stop()
     hashed = subprocess.run(
-        [sys.executable, "-c", "import sys; print(open(sys.argv[1], 'rb').read().count(b'alice-pw'))", str(tmp_path / "vix.db")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys; print(open(sys.argv[1], 'rb').read().count(b'alice-pw'))",
+            str(tmp_path / "vix.db"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert hashed.stdout.strip() in ("0", ""), "passwords are stored hashed, never in clear"
 
 
 def test_default_admin_password_is_refused_off_loopback(tmp_path: Path, sqlite_url: str) -> None:
     env = base_env(tmp_path, sqlite_url, VIX_MODE="SERVER", VIX_HOST="0.0.0.0", VIX_PORT=str(free_port()))
-    done = subprocess.run([sys.executable, "-m", "visionatrix", "run"], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "visionatrix", "run"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode != 0
     assert "VIX_ADMIN_PASSWORD" in done.stdout + done.stderr
 

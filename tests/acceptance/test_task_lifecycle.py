@@ -10,9 +10,26 @@ from PIL import Image
 from tests.support import Server, png_bytes, wait_for
 
 TASK_FIELDS = {
-    "task_id", "name", "progress", "error", "outputs", "input_params", "input_files", "execution_time",
-    "locked_at", "worker_id", "priority", "group_scope", "parent_task_id", "parent_task_node_id",
-    "child_tasks", "translated_input_params", "created_at", "updated_at", "finished_at", "status",
+    "task_id",
+    "name",
+    "progress",
+    "error",
+    "outputs",
+    "input_params",
+    "input_files",
+    "execution_time",
+    "locked_at",
+    "worker_id",
+    "priority",
+    "group_scope",
+    "parent_task_id",
+    "parent_task_node_id",
+    "child_tasks",
+    "translated_input_params",
+    "created_at",
+    "updated_at",
+    "finished_at",
+    "status",
 }
 
 
@@ -90,7 +107,9 @@ def test_create_sync_returns_a_zip_of_all_outputs(vix_server: Server) -> None:
         assert answer.status_code == 200, answer.text
         names = zipfile.ZipFile(io.BytesIO(answer.content)).namelist()
         assert len(names) == 1 and names[0].endswith("_9_0.png")
-        pixel = Image.open(io.BytesIO(zipfile.ZipFile(io.BytesIO(answer.content)).read(names[0]))).getpixel((0, 0))
+        pixel = Image.open(io.BytesIO(zipfile.ZipFile(io.BytesIO(answer.content)).read(names[0]))).getpixel(
+            (0, 0)
+        )
         assert pixel[:3] == (255, 255, 255)
 
 
@@ -108,7 +127,8 @@ def test_create_sync_times_out_with_504(idle_server: Server) -> None:
 def test_outputs_of_one_task_feed_another(vix_server: Server) -> None:
     with vix_server.client() as http:
         first = http.put(
-            "/vapi/tasks/create/invert_image", files={"input_image": ("a.png", png_bytes((10, 20, 30)), "image/png")}
+            "/vapi/tasks/create/invert_image",
+            files={"input_image": ("a.png", png_bytes((10, 20, 30)), "image/png")},
         ).json()["tasks_ids"][0]
         wait_for(first, http)
         child = http.put(
@@ -124,7 +144,8 @@ def test_outputs_of_one_task_feed_another(vix_server: Server) -> None:
         assert Image.open(io.BytesIO(twice)).convert("RGB").getpixel((0, 0)) == (10, 20, 30)
 
         again = http.put(
-            "/vapi/tasks/create/invert_image", data={"input_image": f'{{"task_id": {first}, "input_index": 0}}'}
+            "/vapi/tasks/create/invert_image",
+            data={"input_image": f'{{"task_id": {first}, "input_index": 0}}'},
         ).json()["tasks_ids"][0]
         wait_for(again, http)
         assert http.get("/vapi/tasks/inputs", params={"task_id": again}).content == png_bytes((10, 20, 30))

@@ -69,7 +69,12 @@ def test_webhook_progress_and_retried_final_call(vix_server: Server, receiver: R
     while time.monotonic() < deadline and not any(b["progress"] == 100.0 for b in _delivered(receiver)):
         time.sleep(0.1)
     delivered = _delivered(receiver)
-    assert delivered and delivered[-1] == {"task_id": task_id, "progress": 100.0, "execution_time": delivered[-1]["execution_time"], "error": ""}
+    assert delivered and delivered[-1] == {
+        "task_id": task_id,
+        "progress": 100.0,
+        "execution_time": delivered[-1]["execution_time"],
+        "error": "",
+    }
     assert all(path == "/hooks/task-progress" for path, _h, _b in receiver.calls)
     assert all(headers.get("X-Token") == "s3cret" for _p, headers, _b in receiver.calls)
     finals = receiver.final_calls()
@@ -86,7 +91,9 @@ def test_dead_webhook_target_does_not_hold_up_the_task(vix_server: Server) -> No
     with vix_server.client() as http:
         plain = http.put("/vapi/tasks/create/invert_image", files=IMAGE).json()["tasks_ids"][0]
         wait_for(plain, http)
-        hooked = http.put("/vapi/tasks/create/invert_image", data={"webhook_url": dead}, files=IMAGE).json()["tasks_ids"][0]
+        hooked = http.put("/vapi/tasks/create/invert_image", data={"webhook_url": dead}, files=IMAGE).json()[
+            "tasks_ids"
+        ][0]
         task = wait_for(hooked, http, timeout=20)
         assert task["status"] == "completed" and task["error"] == ""
         follow = http.put("/vapi/tasks/create/invert_image", files=IMAGE).json()["tasks_ids"][0]

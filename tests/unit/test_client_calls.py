@@ -13,6 +13,8 @@ import pytest
 
 from visionatrix.client import _calls
 from visionatrix.client._multipart import reserved_fields, task_parts
+from visionatrix.client._outcome import is_finished, resolve_outputs, result_slots
+from visionatrix.client.errors import TaskFailed
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 16
@@ -168,3 +170,27 @@ def test_result_file_is_named_from_the_answer() -> None:
         9,
         1,
     )
+
+
+TASK = {"outputs": [{"comfy_node_id": 9, "batch_size": 2}, {"comfy_node_id": 12, "batch_size": -1}]}
+
+
+@pytest.mark.parametrize(
+    ("wanted", "task", "slots"),
+    [
+        (None, TASK, [(9, 0), (9, 1), (12, 0)]),  # every file; an unknown size (-1) still has one
+        ([12, 99], TASK, [(12, 0), (99, 0)]),  # node ids looked up; an unknown one left to the server's 404
+        ([{"comfy_node_id": 9, "batch_size": 1}], None, [(9, 0)]),  # complete outputs need no task
+    ],
+)
+def test_result_slots(
+    wanted: list[object] | None, task: dict[str, object] | None, slots: list[tuple[int, int]]
+) -> None:
+    assert result_slots(1, resolve_outputs(1, wanted, task)) == slots  # type: ignore[arg-type]
+
+
+def test_a_task_is_finished_at_100_and_failed_on_any_error() -> None:
+    assert not is_finished(1, {"progress": 99.9, "error": ""})
+    assert is_finished(1, {"progress": 100.0, "error": ""})
+    with pytest.raises(TaskFailed, match="task 1 failed: node 2 \\(ImageInvert\\): boom"):
+        is_finished(1, {"progress": 40.0, "error": "node 2 (ImageInvert): boom"})

@@ -65,7 +65,9 @@ def _lifespan(config: Config):  # type: ignore[no-untyped-def]
                 lease_seconds=config.lease_seconds,
                 max_attempts=config.max_attempts,
             ),
-            flows=FlowCatalog(sessions, config.models_dir, hf_token, config.extra_node_modules(), new_work.fire),
+            flows=FlowCatalog(
+                sessions, config.models_dir, hf_token, config.extra_node_modules(), new_work.fire
+            ),
             verifier=users.Verifier(),
             finished=finished,
         )

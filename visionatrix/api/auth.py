@@ -27,7 +27,9 @@ def basic_credentials(request: Request) -> tuple[str, str]:
     return name, password
 
 
-async def current_user(request: Request, session: AsyncSession, verifier: Verifier, required: bool) -> UserInfo:
+async def current_user(
+    request: Request, session: AsyncSession, verifier: Verifier, required: bool
+) -> UserInfo:
     if not required:
         return DEFAULT_ADMIN
     name, password = basic_credentials(request)

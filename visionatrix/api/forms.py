@@ -12,7 +12,16 @@ from starlette.datastructures import FormData, UploadFile
 from visionatrix.errors import InvalidInput
 from visionatrix.tasks.requests import FileRef, TaskRequest, UploadedFile
 
-RESERVED = {"count", "seed", "priority", "group_scope", "webhook_url", "webhook_headers", "translate", "child_task"}
+RESERVED = {
+    "count",
+    "seed",
+    "priority",
+    "group_scope",
+    "webhook_url",
+    "webhook_headers",
+    "translate",
+    "child_task",
+}
 MAX_COUNT = 100
 
 
@@ -90,8 +99,8 @@ def _file_ref(param: str, raw: str) -> FileRef:
         data = None
     if not isinstance(data, dict) or not isinstance(data.get("task_id"), int | str):
         raise InvalidInput(
-            f"input '{param}' must be a file, or JSON {{\"task_id\": X, \"node_id\": N}} / "
-            f"{{\"task_id\": X, \"input_index\": i}}"
+            f'input \'{param}\' must be a file, or JSON {{"task_id": X, "node_id": N}} / '
+            f'{{"task_id": X, "input_index": i}}'
         )
     try:
         task_id = int(data["task_id"])

@@ -143,11 +143,8 @@ class AsyncClient:
 
     async def results(self, task_id: int, outputs: _outcome.Outputs | None = None) -> list[ResultFile]:
         """Every file of the finished task's output nodes (or of the ``outputs`` given: dicts or node ids)."""
-        known = outputs
-        if _outcome.needs_task(outputs):
-            task = await self.progress(task_id)
-            known = _outcome.select_outputs(_outcome.task_outputs(task_id, task), outputs)
-        slots = _outcome.result_slots(task_id, known)  # type: ignore[arg-type]
+        task = await self.progress(task_id) if _outcome.needs_task(outputs) else None
+        slots = _outcome.result_slots(task_id, _outcome.resolve_outputs(task_id, outputs, task))
         return [await self._result_file(task_id, node_id, index) for node_id, index in slots]
 
     async def _result_file(self, task_id: int, node_id: int, batch_index: int) -> ResultFile:

@@ -34,12 +34,20 @@ def task_outputs(task_id: int, task: Mapping[str, Any]) -> list[dict[str, Any]]:
     return outputs
 
 
-def select_outputs(known: list[dict[str, Any]], wanted: Outputs | None) -> list[dict[str, Any]]:
-    """The task's outputs, or those of the node ids asked for (unknown ids kept: the server will say 404)."""
+def resolve_outputs(
+    task_id: int, wanted: Outputs | None, task: Mapping[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The outputs to download: all of the task's, or those asked for (node ids looked up in the task).
+
+    An unknown node id is kept with one file: the server will answer 404 for it.
+    """
+    if task is None:
+        return [dict(output) for output in wanted or [] if isinstance(output, Mapping)]
+    known = task_outputs(task_id, task)
     if wanted is None:
         return known
     by_node = {output.get("comfy_node_id"): output for output in known}
-    return [w if isinstance(w, Mapping) else by_node.get(w, {"comfy_node_id": w}) for w in wanted]  # type: ignore[misc]
+    return [dict(w) if isinstance(w, Mapping) else by_node.get(w, {"comfy_node_id": w}) for w in wanted]
 
 
 def result_slots(task_id: int, outputs: list[dict[str, Any]]) -> list[tuple[int, int]]:

@@ -18,7 +18,9 @@ async def get(session: AsyncSession, name: str) -> InstalledFlow | None:
     return await session.get(InstalledFlow, name)
 
 
-async def put_installed(session: AsyncSession, name: str, graph: dict[str, Any], flow: dict[str, Any]) -> None:
+async def put_installed(
+    session: AsyncSession, name: str, graph: dict[str, Any], flow: dict[str, Any]
+) -> None:
     row = await session.get(InstalledFlow, name)
     if row is None:
         session.add(InstalledFlow(name=name, graph=graph, flow=flow))

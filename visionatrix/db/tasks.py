@@ -128,7 +128,9 @@ async def requeue_if_still_expired(session: AsyncSession, task_id: int, now: dat
     result = await session.execute(
         update(Task)
         .where(Task.id == task_id, Task.status == "running", Task.leased_until <= now)
-        .values(status="queued", progress=0.0, worker_id=None, locked_at=None, leased_until=None, updated_at=now)
+        .values(
+            status="queued", progress=0.0, worker_id=None, locked_at=None, leased_until=None, updated_at=now
+        )
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]

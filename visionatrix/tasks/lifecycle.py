@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from visionatrix.errors import Conflict
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"

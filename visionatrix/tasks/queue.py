@@ -70,14 +70,20 @@ class TaskQueue:
         while True:
             await self.expire_leases()
             async with self.sessions() as session:
-                if request.known_flows is not None and await self._flows_changed(session, request.known_flows):
+                if request.known_flows is not None and await self._flows_changed(
+                    session, request.known_flows
+                ):
                     return None
-                names = await db_workers.seen(session, worker_id, user.user_id, request.worker_details, request.tasks_names)
+                names = await db_workers.seen(
+                    session, worker_id, user.user_id, request.worker_details, request.tasks_names
+                )
                 task = await self._claim_once(session, user, worker_id, names, request.last_task_name)
                 await db_workers.set_current(session, worker_id, task.id if task else None)
                 await session.commit()
             if task is not None:
-                log.info("task claimed", extra={"action": "task_claimed", "task_id": task.id, "worker": worker_id})
+                log.info(
+                    "task claimed", extra={"action": "task_claimed", "task_id": task.id, "worker": worker_id}
+                )
                 return wire.for_worker(task)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -101,7 +107,9 @@ class TaskQueue:
             leased_until=lifecycle.lease_expiry(now, self.lease_seconds),
         )
 
-    async def _held(self, session: AsyncSession, user: UserInfo, details: WorkerDetails | None, task_id: int) -> Task:
+    async def _held(
+        self, session: AsyncSession, user: UserInfo, details: WorkerDetails | None, task_id: int
+    ) -> Task:
         """The task, if this worker still holds its lease; else it is gone for this worker (404).
 
         Visionatrix workers send no worker_details with results or lock calls; then only the
@@ -139,7 +147,12 @@ class TaskQueue:
             self.webhooks.progress(task.webhook_url, task.webhook_headers, message)
 
     async def complete(
-        self, session: AsyncSession, user: UserInfo, details: WorkerDetails | None, task_id: int, files: list[UploadedFile]
+        self,
+        session: AsyncSession,
+        user: UserInfo,
+        details: WorkerDetails | None,
+        task_id: int,
+        files: list[UploadedFile],
     ) -> None:
         task = await self._held(session, user, details, task_id)
         by_node = _group_results(task, files)
@@ -158,10 +171,16 @@ class TaskQueue:
         task.updated_at = now
         task.leased_until = None
         await session.commit()
-        log.info("task completed", extra={"action": "task_completed", "task_id": task.id, "worker": task.worker_id})
-        self.webhooks.final(task.webhook_url, task.webhook_headers, payload(task.id, 100.0, task.execution_time, ""))
+        log.info(
+            "task completed", extra={"action": "task_completed", "task_id": task.id, "worker": task.worker_id}
+        )
+        self.webhooks.final(
+            task.webhook_url, task.webhook_headers, payload(task.id, 100.0, task.execution_time, "")
+        )
 
-    async def release(self, session: AsyncSession, user: UserInfo, details: WorkerDetails | None, task_id: int) -> None:
+    async def release(
+        self, session: AsyncSession, user: UserInfo, details: WorkerDetails | None, task_id: int
+    ) -> None:
         task = await self._held(session, user, details, task_id)
         task.status = lifecycle.transition(lifecycle.Status.RUNNING, "release").value
         task.progress = 0.0
@@ -199,10 +218,17 @@ class TaskQueue:
         if done:
             log.warning(
                 "lease expired",
-                extra={"action": "lease_expired", "task_id": task.id, "worker": task.worker_id, "now": after.value},
+                extra={
+                    "action": "lease_expired",
+                    "task_id": task.id,
+                    "worker": task.worker_id,
+                    "now": after.value,
+                },
             )
             if after is lifecycle.Status.FAILED:
-                message = payload(task.id, task.progress, task.execution_time, lifecycle.expired_error(task.attempts))
+                message = payload(
+                    task.id, task.progress, task.execution_time, lifecycle.expired_error(task.attempts)
+                )
                 self.webhooks.final(task.webhook_url, task.webhook_headers, message)
         return int(done)
 

@@ -46,9 +46,15 @@ class TaskService:
         provided = {p.name for p in file_params if p.name in req.files or p.name in req.refs}
         values = validate_inputs(flow, req.values, provided)
         sources = [
-            (p.name, await self._file_source(session, user, p.name, p.type, req)) for p in file_params if p.name in provided
+            (p.name, await self._file_source(session, user, p.name, p.type, req))
+            for p in file_params
+            if p.name in provided
         ]
-        parent = next((ref for ref in req.refs.values() if ref.node_id is not None), None) if req.child_task else None
+        parent = (
+            next((ref for ref in req.refs.values() if ref.node_id is not None), None)
+            if req.child_task
+            else None
+        )
         ids = []
         for i in range(req.count):
             seed = req.seed + i if req.seed is not None else random.randint(0, MAX_SEED)
@@ -68,7 +74,9 @@ class TaskService:
             stored = self._store_inputs(task.id, sources)
             task.input_files = [{"file_name": name, "file_size": size} for name, size in stored.values()]
             names = {param: name for param, (name, _size) in stored.items()}
-            task.flow_graph = patch_graph(graph, flow, values, names, seed if flow.is_seed_supported else None)
+            task.flow_graph = patch_graph(
+                graph, flow, values, names, seed if flow.is_seed_supported else None
+            )
             ids.append(task.id)
         await session.commit()
         self.new_work.fire()
@@ -96,14 +104,18 @@ class TaskService:
                 raise InvalidInput(f"input '{param}' refers to task {ref.task_id}, which has not finished")
             files = self.storage.output_files(source.id, ref.node_id)
             if not files:
-                raise InvalidInput(f"input '{param}': task {ref.task_id} has no output for node {ref.node_id}")
+                raise InvalidInput(
+                    f"input '{param}': task {ref.task_id} has no output for node {ref.node_id}"
+                )
             return files[0]
         index = ref.input_index or 0
         if index >= len(source.input_files):
             raise InvalidInput(f"input '{param}': task {ref.task_id} has no input with index {index}")
         return self.storage.input_path(source.input_files[index]["file_name"])
 
-    def _store_inputs(self, task_id: int, sources: list[tuple[str, UploadedFile | Path]]) -> dict[str, tuple[str, int]]:
+    def _store_inputs(
+        self, task_id: int, sources: list[tuple[str, UploadedFile | Path]]
+    ) -> dict[str, tuple[str, int]]:
         stored = {}
         for index, (param, source) in enumerate(sources):
             if isinstance(source, Path):
@@ -146,7 +158,9 @@ class TaskService:
         only_parent: bool,
         short: bool = False,
     ) -> dict[str, Any]:
-        rows = await db_tasks.list_for_user(session, user.user_id, name=name, group_scope=group_scope, only_parent=only_parent)
+        rows = await db_tasks.list_for_user(
+            session, user.user_id, name=name, group_scope=group_scope, only_parent=only_parent
+        )
         children = await db_tasks.children_ids(session, [t.id for t in rows])
         shape = wire.summary if short else wire.details
         return {str(t.id): shape(t, children[t.id]) for t in rows}
@@ -159,7 +173,9 @@ class TaskService:
             raise NotFound(f"task {task_id} has no result {batch_index} for node {node_id}")
         return files[batch_index]
 
-    async def result_zip(self, session: AsyncSession, user: UserInfo, task_id: int, node_id: int | None) -> bytes:
+    async def result_zip(
+        self, session: AsyncSession, user: UserInfo, task_id: int, node_id: int | None
+    ) -> bytes:
         task = await self.owned(session, user, task_id)
         nodes = [node_id] if node_id is not None else [int(o["comfy_node_id"]) for o in task.outputs]
         paths: list[Path] = []
@@ -167,7 +183,9 @@ class TaskService:
             paths += await self._result_files(session, user, task_id, node)
         return zip_files(paths)
 
-    async def _result_files(self, session: AsyncSession, user: UserInfo, task_id: int, node_id: int) -> list[Path]:
+    async def _result_files(
+        self, session: AsyncSession, user: UserInfo, task_id: int, node_id: int
+    ) -> list[Path]:
         task = await self.owned(session, user, task_id)
         if task.status != Status.COMPLETED.value:
             raise InvalidInput(f"task {task_id} has not finished yet (status: {task.status})")
@@ -254,7 +272,9 @@ def _checked_image(param: str, upload: UploadedFile) -> UploadedFile:
             img.verify()
             fmt = (img.format or "png").lower()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InvalidInput(f"input '{param}' is not a valid image ({upload.filename or 'unnamed file'})") from exc
+        raise InvalidInput(
+            f"input '{param}' is not a valid image ({upload.filename or 'unnamed file'})"
+        ) from exc
     return UploadedFile(f"upload.{'jpg' if fmt == 'jpeg' else fmt}", upload.content, upload.content_type)
 
 

@@ -47,7 +47,9 @@ class Webhooks:
         self._pending.add(job)
         job.add_done_callback(self._pending.discard)
 
-    async def _send(self, url: str, headers: dict[str, Any] | None, payload: dict[str, Any], attempts: int) -> None:
+    async def _send(
+        self, url: str, headers: dict[str, Any] | None, payload: dict[str, Any], attempts: int
+    ) -> None:
         target = url.rstrip("/") + "/task-progress"
         clean_headers = {str(k): str(v) for k, v in (headers or {}).items()}
         for attempt in range(attempts):
@@ -62,7 +64,12 @@ class Webhooks:
                 await asyncio.sleep(self.backoff * 2**attempt)
         log.warning(
             "webhook failed",
-            extra={"action": "webhook_failed", "task_id": payload.get("task_id"), "url": target, "reason": reason},
+            extra={
+                "action": "webhook_failed",
+                "task_id": payload.get("task_id"),
+                "url": target,
+                "reason": reason,
+            },
         )
 
     async def aclose(self) -> None:

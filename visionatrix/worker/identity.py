@@ -25,9 +25,25 @@ def _devices(device: str) -> list[dict[str, Any]]:
     torch = sys.modules.get("torch")
     if device == "cuda" and torch is not None and torch.cuda.is_available():
         free, total = torch.cuda.mem_get_info(0)
-        return [{"name": torch.cuda.get_device_name(0), "type": "cuda", "index": 0, "vram_total": total, "vram_free": free}]
+        return [
+            {
+                "name": torch.cuda.get_device_name(0),
+                "type": "cuda",
+                "index": 0,
+                "vram_total": total,
+                "vram_free": free,
+            }
+        ]
     total, free = _ram()
-    return [{"name": platform.processor() or "cpu", "type": "cpu", "index": 0, "vram_total": total, "vram_free": free}]
+    return [
+        {
+            "name": platform.processor() or "cpu",
+            "type": "cpu",
+            "index": 0,
+            "vram_total": total,
+            "vram_free": free,
+        }
+    ]
 
 
 def worker_details(worker_id: str, device: str) -> dict[str, Any]:

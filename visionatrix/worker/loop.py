@@ -58,7 +58,8 @@ class RunnableFlows:
         if registry.missing(flow.get("node_classes") or []):
             return False
         return all(
-            (self.models_dir / m.get("folder", "") / m["filename"]).is_file() for m in flow.get("models") or []
+            (self.models_dir / m.get("folder", "") / m["filename"]).is_file()
+            for m in flow.get("models") or []
         )
 
 
@@ -71,7 +72,9 @@ def serve(client: Client, models: ModelStore, options: WorkerOptions, stop: thre
     while not stop.is_set() and (options.max_tasks is None or done < options.max_tasks):
         try:
             names = flows.names()
-            task = client.next_task(details, names, last_name, wait=LONG_POLL_SECONDS, known_flows=flows.known)
+            task = client.next_task(
+                details, names, last_name, wait=LONG_POLL_SECONDS, known_flows=flows.known
+            )
             failures = 0
         except ClientError as exc:
             failures += 1
@@ -84,10 +87,20 @@ def serve(client: Client, models: ModelStore, options: WorkerOptions, stop: thre
             flows.invalidate()
             continue
         outcome = run_task(
-            client, task, models, details,
-            device=options.device, precision=options.precision, heartbeat_every=options.heartbeat_every,
+            client,
+            task,
+            models,
+            details,
+            device=options.device,
+            precision=options.precision,
+            heartbeat_every=options.heartbeat_every,
         )
-        log.info("task %s %s", task["task_id"], outcome, extra={"action": f"task_{outcome}", "task_id": task["task_id"]})
+        log.info(
+            "task %s %s",
+            task["task_id"],
+            outcome,
+            extra={"action": f"task_{outcome}", "task_id": task["task_id"]},
+        )
         last_name = task["name"]
         done += 1
     return done

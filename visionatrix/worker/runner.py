@@ -22,7 +22,9 @@ class Heartbeat:
     """Reports progress from a side thread: the graph never waits on the network, and the lease
     is extended even while one long node (a VAE decode) reports nothing new."""
 
-    def __init__(self, client: Client, task_id: int, details: dict[str, Any], cancel: threading.Event, every: float):
+    def __init__(
+        self, client: Client, task_id: int, details: dict[str, Any], cancel: threading.Event, every: float
+    ):
         self.client = client
         self.task_id = task_id
         self.details = details
@@ -73,7 +75,13 @@ class Heartbeat:
 
 
 def run_task(
-    client: Client, task: dict[str, Any], models: ModelStore, details: dict[str, Any], *, device: str, precision: str,
+    client: Client,
+    task: dict[str, Any],
+    models: ModelStore,
+    details: dict[str, Any],
+    *,
+    device: str,
+    precision: str,
     heartbeat_every: float,
 ) -> str:
     """Run ``task`` to the end; returns 'completed', 'failed' or 'cancelled'."""

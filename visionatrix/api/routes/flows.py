@@ -22,7 +22,9 @@ async def not_installed(services: ServicesDep, session: SessionDep, user: AdminU
 
 
 @router.post("/flow")
-async def install_named(services: ServicesDep, session: SessionDep, user: AdminUser, name: str) -> dict[str, Any]:
+async def install_named(
+    services: ServicesDep, session: SessionDep, user: AdminUser, name: str
+) -> dict[str, Any]:
     return await services.flows.install_named(session, name)
 
 
@@ -39,5 +41,7 @@ async def delete(services: ServicesDep, session: SessionDep, user: AdminUser, na
 
 
 @router.get("/install-progress")
-async def install_progress(services: ServicesDep, session: SessionDep, user: AdminUser) -> list[dict[str, Any]]:
+async def install_progress(
+    services: ServicesDep, session: SessionDep, user: AdminUser
+) -> list[dict[str, Any]]:
     return await services.flows.progress(session)

@@ -18,7 +18,9 @@ router = APIRouter(prefix="/vapi/tasks", tags=["tasks"])
 _FILE_TYPES = ("image", "image-mask", "image-inpaint", "video", "audio")
 
 
-async def _create(request: Request, flow_name: str, services: ServicesDep, session: SessionDep, user: CurrentUser):
+async def _create(
+    request: Request, flow_name: str, services: ServicesDep, session: SessionDep, user: CurrentUser
+):
     flow, graph = await services.flows.get(session, flow_name)
     form = await request.form(max_part_size=256 * 1024 * 1024)
     try:
@@ -56,7 +58,9 @@ async def create_sync(
             return JSONResponse({"detail": detail}, status_code=422)
         pending = [s["task_id"] for s in states if s["status"] != "completed"]
         if pending and time.monotonic() >= deadline:
-            return JSONResponse({"detail": f"timed out after {timeout:g} s waiting for the task(s)"}, status_code=504)
+            return JSONResponse(
+                {"detail": f"timed out after {timeout:g} s waiting for the task(s)"}, status_code=504
+            )
         if pending:
             await services.finished.wait(min(0.5, max(0.01, deadline - time.monotonic())))
     paths = []
@@ -69,7 +73,9 @@ async def create_sync(
 
 
 @router.get("/progress/{task_id}")
-async def progress(task_id: int, services: ServicesDep, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+async def progress(
+    task_id: int, services: ServicesDep, session: SessionDep, user: CurrentUser
+) -> dict[str, Any]:
     return await services.tasks.details(session, user, task_id)
 
 
@@ -82,7 +88,9 @@ async def progress_list(
     group_scope: int = Query(1, ge=1, le=255),
     only_parent: bool = False,
 ) -> dict[str, Any]:
-    return await services.tasks.listing(session, user, name=name, group_scope=group_scope, only_parent=only_parent)
+    return await services.tasks.listing(
+        session, user, name=name, group_scope=group_scope, only_parent=only_parent
+    )
 
 
 @router.get("/progress-summary")
@@ -117,7 +125,11 @@ async def results(
 
 @router.get("/inputs")
 async def inputs(
-    services: ServicesDep, session: SessionDep, user: CurrentUser, task_id: int, input_index: int = Query(0, ge=0)
+    services: ServicesDep,
+    session: SessionDep,
+    user: CurrentUser,
+    task_id: int,
+    input_index: int = Query(0, ge=0),
 ) -> FileResponse:
     task = await services.tasks.owned_or_admin(session, user, task_id)
     path = await services.tasks.input_path(session, task, input_index)

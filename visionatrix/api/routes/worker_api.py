@@ -32,7 +32,9 @@ async def next_task(
 
 
 @router.put("/progress", status_code=204)
-async def progress(body: ProgressUpdate, services: ServicesDep, session: SessionDep, user: CurrentUser) -> None:
+async def progress(
+    body: ProgressUpdate, services: ServicesDep, session: SessionDep, user: CurrentUser
+) -> None:
     await services.queue.report(session, user, body)
     if body.error:
         services.finished.fire()
