@@ -87,8 +87,11 @@ def _run_server(config: Config) -> None:
         host = "127.0.0.1" if config.host in ("localhost", "0.0.0.0", "::") else config.host
         url = f"http://{host}:{config.port}"
         workers = [_LocalWorker(url, config, i) for i in range(config.local_workers)]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(config), host=config.host, port=config.port, log_level="info")
+    app = create_app(config)
+    server = _uvicorn_server_class()(
+        uvicorn.Config(
+            app, host=config.host, port=config.port, log_level="info", timeout_graceful_shutdown=10
+        )
     )
     for worker in workers:
         worker.start_when_ready(server)
@@ -97,6 +100,21 @@ def _run_server(config: Config) -> None:
     finally:
         for worker in workers:
             worker.stop()
+
+
+def _uvicorn_server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """Ends open long polls as soon as a shutdown signal arrives, instead of waiting them out."""
+
+        def handle_exit(self, sig: int, frame: object) -> None:
+            services = getattr(self.config.app.state, "services", None)
+            if services is not None:
+                services.queue.stopping = True
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
+    return Server
 
 
 class _LocalWorker:
@@ -158,6 +176,8 @@ def _run_worker(config: Config) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if os.environ.get("VIX_PARENT_PID"):
+        _stop_with_parent(int(os.environ["VIX_PARENT_PID"]), stop)
     worker_id = default_worker_id(user)
     if os.environ.get("VIX_WORKER_INDEX"):
         worker_id += f":{os.environ['VIX_WORKER_INDEX']}"
@@ -170,6 +190,19 @@ def _run_worker(config: Config) -> int:
     with Client(config.server, user or None, password or None, timeout=60.0) as client:
         serve(client, ModelStore(options.models_dir, budget), options, stop)
     return 0
+
+
+def _stop_with_parent(parent: int, stop: threading.Event) -> None:
+    """A local worker never outlives the server that started it, however that server ended."""
+
+    def watch() -> None:
+        while not stop.wait(1.0):
+            if os.getppid() != parent:
+                log.warning("server process %s is gone; local worker stopping", parent)
+                stop.set()
+                os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 @main.command("create-user")

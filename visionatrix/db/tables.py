@@ -54,6 +54,8 @@ class Task(Base):
         Index("ix_tasks_claim", "status", "priority", "id"),
         Index("ix_tasks_user_name", "user_id", "name", "group_scope"),
         Index("ix_tasks_parent", "parent_task_id"),
+        # ids are never reused after a delete: a client holding an old id must not see another task
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(

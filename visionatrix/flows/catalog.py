@@ -79,11 +79,14 @@ class FlowCatalog:
 
     async def not_installed(self, session: AsyncSession) -> list[dict[str, Any]]:
         have = {row.name for row in await db_flows.all_installed(session)}
-        return [
-            self.describe(graph).model_dump()
-            for name, graph in sorted(self.available.items())
-            if name not in have
-        ]
+        return [self._listing(graph) for name, graph in sorted(self.available.items()) if name not in have]
+
+    def _listing(self, graph: dict[str, Any]) -> dict[str, Any]:
+        """A catalog flow as listed: installable or not, with what this engine lacks to run it."""
+        try:
+            return {**self.describe(graph).model_dump(), "missing_node_classes": []}
+        except MissingNodeClasses as exc:
+            return {**parse_flow(graph).model_dump(), "missing_node_classes": exc.classes}
 
     async def get(self, session: AsyncSession, name: str) -> tuple[Flow, dict[str, Any]]:
         row = await db_flows.get(session, name)

@@ -58,6 +58,8 @@ class TaskQueue:
         self.webhooks = webhooks
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
+        # set when the server shuts down: open long polls answer "no task" so shutdown is prompt
+        self.stopping = False
 
     async def claim(self, user: UserInfo, request: NextTaskRequest, wait: float) -> dict[str, Any] | None:
         """The next task for this worker, waiting up to ``wait`` seconds for one.
@@ -86,7 +88,7 @@ class TaskQueue:
                 )
                 return wire.for_worker(task)
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self.stopping:
                 return None
             await self.new_work.wait(min(remaining, _RECHECK_SECONDS))
 
