@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from visionatrix.engine.nets import sdxl_keys as keys
-from visionatrix.engine.nets.sdxl_loader import COMPONENTS, builtin_config, source_of
+from visionatrix.engine.nets.sdxl_loader import COMPONENTS, builtin_config, construct, source_of
 
 if TYPE_CHECKING:
     import torch
@@ -80,11 +80,9 @@ def _bookkeeping(configs: dict[str, dict[str, Any]]) -> dict[str, torch.Tensor]:
 
 
 def write_tiny_sdxl_checkpoint(path: Path, seed: int = 0) -> Path:
-    """Write the tiny checkpoint (about 7 MB) to ``path``; the same ``seed`` gives the same file."""
+    """Write the tiny checkpoint (about 20 MB) to ``path``; the same ``seed`` gives the same file."""
     import torch
     from safetensors.torch import save_file
-
-    from visionatrix.engine.nets.sdxl_loader import construct
 
     configs = tiny_configs()
     torch.manual_seed(seed)

@@ -3,19 +3,23 @@
 ``deform_conv2d`` uses ``torchvision.ops.deform_conv2d`` when torchvision imports and has a
 kernel for the dtype (its CPU kernel has none for bfloat16), else ``deform_conv2d_pure``.
 
-The pure version is written for speed on CPU, where it is most of BiRefNet's decoder time:
-bilinear sampling is one fused gather-and-weight (``embedding_bag`` in ``sum`` mode with
-per-sample weights over a zero-padded channels-last copy of the input: each sample is a bag
-of its four neighbouring pixels), and the convolution is one matmul of the sampled columns
-with the kernel. Output rows are processed in chunks so the column buffer stays cache-sized;
-the result is channels-last. It computes in the input's dtype (bf16 works); sampling
-coordinates are always float32 so large offsets keep sub-pixel precision.
+The pure version is written for speed on CPU, where it carries much of BiRefNet's decoder:
+
+- bilinear sampling is one fused gather-and-weight: ``embedding_bag`` in ``sum`` mode with
+  per-sample weights, over a zero-bordered channels-last copy of the input, each sample
+  being a bag of its four neighbouring pixels;
+- the convolution is then one matmul of those columns with the kernel, written straight
+  into a channels-last output;
+- output rows go in chunks so the column buffer stays cache-sized.
+
+It computes in the input's dtype (bf16 works); sampling positions are float32 so large
+offsets keep sub-pixel precision. Channels-last offset and mask tensors (what a conv on a
+channels-last input returns) are read without a layout copy.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 import torch.nn.functional as F
@@ -39,9 +43,7 @@ def deform_conv2d(
     """DCNv2 forward with torchvision's argument meaning (one offset group)."""
     tv_op = None if prefer_pure else _torchvision_op()
     if tv_op is not None and (x.device.type != "cpu" or x.dtype in (torch.float32, torch.float64)):
-        return tv_op(
-            x, offset, weight, bias, stride=stride, padding=padding, dilation=dilation, mask=mask
-        )
+        return tv_op(x, offset, weight, bias, stride=stride, padding=padding, dilation=dilation, mask=mask)
     return deform_conv2d_pure(x, offset, mask, weight, bias, stride, padding, dilation)
 
 
@@ -64,81 +66,95 @@ def deform_conv2d_pure(
     padding: int = 0,
     dilation: int = 1,
 ) -> Tensor:
-    """Plain-PyTorch DCNv2 forward; same result as torchvision's within float rounding."""
+    """Plain-PyTorch DCNv2 forward; same result as torchvision's within float rounding.
+
+    Returns (B, C_out, H_out, W_out) in channels-last memory.
+    """
     batch, channels, height, width = x.shape
     out_channels, in_per_group, kh, kw = weight.shape
-    taps = kh * kw
     if in_per_group != channels:
-        raise ValueError(f"deform_conv2d_pure: grouped kernels are not supported ({weight.shape=})")
+        raise ValueError(f"deform_conv2d_pure: grouped kernels are not supported ({tuple(weight.shape)})")
     out_h = (height + 2 * padding - dilation * (kh - 1) - 1) // stride + 1
     out_w = (width + 2 * padding - dilation * (kw - 1) - 1) // stride + 1
-    if offset.shape != (batch, 2 * taps, out_h, out_w):
+    taps = kh * kw
+    if tuple(offset.shape) != (batch, 2 * taps, out_h, out_w):
         raise ValueError(f"deform_conv2d_pure: offset {tuple(offset.shape)} for {taps} taps, {out_h}x{out_w}")
 
-    table = _padded_rows(x)  # (B * (H+2) * (W+2), C)
-    # (k, c) column order, matching the (pixel, tap, channel) layout of the gathered samples
+    sampler = _Sampler(x, kh, kw, stride, padding, dilation)
+    # (tap, channel) column order, matching the (pixel, tap, channel) layout of the samples
     kernel = weight.permute(2, 3, 1, 0).reshape(taps * channels, out_channels).to(x.dtype)
+    bias = None if bias is None else bias.to(x.dtype)
     out = torch.empty(batch, out_h, out_w, out_channels, dtype=x.dtype, device=x.device)
-    taps_y = (torch.arange(kh, device=x.device) * dilation).repeat_interleave(kw).float()
-    taps_x = (torch.arange(kw, device=x.device) * dilation).repeat(kh).float()
+    offset_hwc = offset.permute(0, 2, 3, 1)  # a view; contiguous for channels-last offsets
+    mask_hwc = None if mask is None else mask.permute(0, 2, 3, 1)
     rows_per_chunk = max(1, _CHUNK_SAMPLES // max(1, out_w * taps))
     for b in range(batch):
-        for row in range(0, out_h, rows_per_chunk):
-            rows = slice(row, min(out_h, row + rows_per_chunk))
-            geometry = _Geometry(height, width, stride, padding, taps_y, taps_x, b * (height + 2) * (width + 2))
-            index, weights = geometry.sample_weights(offset[b, :, rows], None if mask is None else mask[b, :, rows], row)
-            samples = F.embedding_bag(index, table, mode="sum", per_sample_weights=weights.to(x.dtype))
-            cols = samples.view(-1, taps * channels)
+        for top in range(0, out_h, rows_per_chunk):
+            rows = slice(top, min(out_h, top + rows_per_chunk))
+            chunk_mask = None if mask_hwc is None else mask_hwc[b, rows]
+            cols = sampler.columns(b, top, offset_hwc[b, rows], chunk_mask)
             dest = out[b, rows].view(-1, out_channels)
             if bias is None:
                 torch.mm(cols, kernel, out=dest)
             else:
-                torch.addmm(bias.to(x.dtype), cols, kernel, out=dest)
+                torch.addmm(bias, cols, kernel, out=dest)
     return out.permute(0, 3, 1, 2)
 
 
-def _padded_rows(x: Tensor) -> Tensor:
-    """``x`` with a one-pixel zero border, channels-last, one row per pixel."""
-    padded = F.pad(x, (1, 1, 1, 1))
-    return padded.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+class _Sampler:
+    """Bilinear samples of one input at deformed kernel positions, as matmul-ready columns.
 
+    The input is copied once, channels-last, with a zero border (1 pixel top/left, 2
+    bottom/right). A sampling position clamped into [-1, H] x [-1, W] then reads exactly what
+    torchvision's kernel computes: positions at or beyond -1 / H only touch border rows,
+    which are zero, and positions inside need no bounds test at all.
+    """
 
-class _Geometry:
-    """Where each (output pixel, tap) samples, as four row indices and bilinear weights."""
-
-    def __init__(
-        self, height: int, width: int, stride: int, padding: int, taps_y: Tensor, taps_x: Tensor, base: int
-    ) -> None:
-        self.height, self.width = height, width
+    def __init__(self, x: Tensor, kh: int, kw: int, stride: int, padding: int, dilation: int) -> None:
+        batch, channels, height, width = x.shape
+        self.height, self.width, self.channels = height, width, channels
         self.stride, self.padding = stride, padding
-        self.taps_y, self.taps_x = taps_y, taps_x
-        self.base = base  # first row of this image in the padded table
+        self.pitch = width + 3
+        self.image_rows = (height + 3) * self.pitch
+        padded = F.pad(x, (1, 2, 1, 2))
+        self.table = padded.permute(0, 2, 3, 1).reshape(-1, channels)
+        dev = x.device
+        self.tap_y = (torch.arange(kh, device=dev) * dilation).repeat_interleave(kw).float()
+        self.tap_x = (torch.arange(kw, device=dev) * dilation).repeat(kh).float()
+        # table rows of the four neighbours relative to the top-left one
+        self.index_dtype = torch.int32 if batch * self.image_rows < 2**24 else torch.int64
+        self.corners = torch.tensor([0, 1, self.pitch, self.pitch + 1], device=dev, dtype=self.index_dtype)
 
-    def sample_weights(self, offset: Tensor, mask: Tensor | None, first_row: int) -> tuple[Tensor, Tensor]:
-        taps = self.taps_y.numel()
-        _, rows, cols = offset.shape
-        dev = offset.device
-        # offset channels are (dy, dx) per tap; move taps last: (rows, cols, taps)
-        off = offset.float().view(taps, 2, rows, cols).permute(1, 2, 3, 0)
-        oy = (torch.arange(first_row, first_row + rows, device=dev) * self.stride - self.padding).float()
-        ox = (torch.arange(cols, device=dev) * self.stride - self.padding).float()
-        py = off[0] + (oy.view(rows, 1, 1) + self.taps_y)
-        px = off[1] + (ox.view(1, cols, 1) + self.taps_x.view(1, 1, taps))
+    def columns(self, b: int, top: int, offset: Tensor, mask: Tensor | None) -> Tensor:
+        """offset (rows, W_out, 2 * taps) as (dy, dx) pairs; mask (rows, W_out, taps) or None."""
+        rows, cols, _ = offset.shape
+        taps = self.tap_y.numel()
+        off = offset.float().contiguous().view(rows, cols, taps, 2)
+        dev = off.device
+        oy = torch.arange(top, top + rows, device=dev).float() * self.stride - self.padding
+        ox = torch.arange(cols, device=dev).float() * self.stride - self.padding
+        py = (off[..., 0] + (oy.view(rows, 1, 1) + self.tap_y)).clamp_(-1, self.height)
+        px = (off[..., 1] + (ox.view(1, cols, 1) + self.tap_x)).clamp_(-1, self.width)
         y0, x0 = py.floor(), px.floor()
-        ly, lx = py - y0, px - x0
-        # torchvision: a sample is zero unless -1 < y < H and -1 < x < W; neighbours outside
-        # the image read the zero border of the padded table
-        scale = ((py > -1) & (py < self.height) & (px > -1) & (px < self.width)).float()
-        if mask is not None:
-            scale = scale * mask.float().permute(1, 2, 0)
-        hy, hx = 1 - ly, 1 - lx
-        weights = torch.stack((hy * hx, hy * lx, ly * hx, ly * lx), dim=-1) * scale.unsqueeze(-1)
-        pitch = self.width + 2
-        iy = (y0 + 1).clamp_(0, self.height).to(torch.int64)
-        ix = (x0 + 1).clamp_(0, self.width).to(torch.int64)
-        top_left = iy * pitch + ix + self.base
-        index = torch.stack((top_left, top_left + 1, top_left + pitch, top_left + pitch + 1), dim=-1)
-        return index.view(-1, 4), weights.view(-1, 4)
+        ly, lx = py.sub_(y0), px.sub_(x0)
+        # weights of the (top, bottom) rows times (left, right) columns -> the four corners
+        if mask is None:
+            wy = torch.stack((1 - ly, ly), dim=-1)
+        else:
+            m = mask.float().contiguous()
+            mly = m * ly
+            wy = torch.stack((m - mly, mly), dim=-1)
+        wx = torch.stack((1 - lx, lx), dim=-1)
+        weights = (wy.unsqueeze(-1) * wx.unsqueeze(-2)).view(-1, 4)
+        # top-left neighbour's row in the table: padded (y0 + 1, x0 + 1) of image b
+        start = self.pitch + 1 + b * self.image_rows
+        if self.index_dtype == torch.int32:  # every row number is exact in float32
+            first = x0.add_(y0, alpha=self.pitch).add_(start).to(torch.int32)
+        else:
+            first = x0.long() + y0.long() * self.pitch + start
+        index = first.view(-1, 1) + self.corners
+        samples = F.embedding_bag(index, self.table, mode="sum", per_sample_weights=weights.to(self.table.dtype))
+        return samples.view(rows * cols, taps * self.channels)
 
 
 class DeformableConv2d(nn.Module):
@@ -153,20 +169,23 @@ class DeformableConv2d(nn.Module):
         self.regular_conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=False)
         self.prefer_pure = False
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None) -> Tensor:
+        """``weight``/``bias`` replace the regular conv's (a caller folding a norm into it)."""
         taps = self.modulator_conv.out_channels
         # one conv for offsets and modulator: the input is read once
-        weight = torch.cat((self.offset_conv.weight, self.modulator_conv.weight))
-        bias = torch.cat((self.offset_conv.bias, self.modulator_conv.bias))
-        both = F.conv2d(x, weight, bias, padding=self.padding)
+        both = F.conv2d(
+            x,
+            torch.cat((self.offset_conv.weight, self.modulator_conv.weight)),
+            torch.cat((self.offset_conv.bias, self.modulator_conv.bias)),
+            padding=self.padding,
+        )
         offset, modulator = both[:, : 2 * taps], 2.0 * torch.sigmoid(both[:, 2 * taps :])
         return deform_conv2d(
-            x, offset, modulator, self.regular_conv.weight, self.regular_conv.bias,
-            padding=self.padding, prefer_pure=self.prefer_pure,
+            x,
+            offset,
+            modulator,
+            self.regular_conv.weight if weight is None else weight,
+            self.regular_conv.bias if weight is None else bias,
+            padding=self.padding,
+            prefer_pure=self.prefer_pure,
         )
-
-
-def fan_in_std(module: nn.Module) -> float:
-    """LeCun-normal standard deviation for a conv/linear weight (used by test initialisers)."""
-    weight = module.weight  # type: ignore[union-attr]
-    return 1.0 / math.sqrt(weight[0].numel())

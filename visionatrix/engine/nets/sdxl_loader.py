@@ -215,7 +215,7 @@ def source_of(component: str, config: dict[str, Any]) -> Callable[[str], keys.So
     return keys.clip_l_source if component == "text_encoder" else keys.clip_g_source
 
 
-class _Reader:
+class TensorReader:
     """Reads original tensors by canonical name, applying a ``Source``'s transform."""
 
     def __init__(self, handle: Any) -> None:
@@ -252,7 +252,7 @@ def _materialize_buffers(module: Any) -> None:
 
 
 def load_component(
-    reader: _Reader, component: str, config: dict[str, Any], dtype: torch.dtype, device: str
+    reader: TensorReader, component: str, config: dict[str, Any], dtype: torch.dtype, device: str
 ) -> Any:
     module = build_empty(component, config)
     source = source_of(component, config)
@@ -292,8 +292,13 @@ def loaded_size(shapes: Shapes, dtype: torch.dtype, vae_dtype: torch.dtype) -> i
     return total
 
 
-def load_checkpoint(path: Path, device: str, dtype: torch.dtype) -> SdxlComponents:
-    """Load all four networks of the SDXL checkpoint at ``path`` onto ``device``."""
+def load_checkpoint(
+    path: Path, device: str, dtype: torch.dtype, on_component: Callable[[int, int], None] | None = None
+) -> SdxlComponents:
+    """Load all four networks of the SDXL checkpoint at ``path`` onto ``device``.
+
+    ``on_component(done, total)`` is called before each component (a progress and cancel point).
+    """
     from safetensors import safe_open
 
     shapes = read_shapes(path)
@@ -305,8 +310,10 @@ def load_checkpoint(path: Path, device: str, dtype: torch.dtype) -> SdxlComponen
     vae_dtype = vae_dtype_for(dtype, device)
     modules: dict[str, Any] = {}
     with safe_open(str(path), framework="pt") as handle:
-        reader = _Reader(handle)
-        for component in COMPONENTS:
+        reader = TensorReader(handle)
+        for done, component in enumerate(COMPONENTS):
+            if on_component:
+                on_component(done, len(COMPONENTS))
             wanted = vae_dtype if component == "vae" else dtype
             try:
                 modules[component] = load_component(reader, component, configs[component], wanted, device)

@@ -78,7 +78,11 @@ class CheckpointLoaderSimple:
         size = sdxl_loader.loaded_size(shapes, dtype, sdxl_loader.vae_dtype_for(dtype, ctx.device))
         stat = path.stat()
         key = f"sdxl:{path}:{stat.st_size}:{stat.st_mtime_ns}:{ctx.device}:{dtype}"
-        parts = ctx.models.cached(key, lambda: sdxl_loader.load_checkpoint(path, ctx.device, dtype), size)
+
+        def load() -> sdxl_loader.SdxlComponents:
+            return sdxl_loader.load_checkpoint(path, ctx.device, dtype, lambda i, n: ctx.progress(i / n))
+
+        parts = ctx.models.cached(key, load, size)
         return (
             SdxlModel(parts.unet, parts.schedule, parts.latent_scale, parts.device, parts.dtype),
             SdxlClip(parts.text_encoder, parts.text_encoder_2),
