@@ -41,21 +41,15 @@ def details(task: Task, child_tasks: list[int]) -> dict[str, Any]:
     }
 
 
+_SUMMARY = (
+    "task_id", "name", "status", "progress", "error", "outputs", "input_params", "execution_time",
+    "parent_task_id", "child_tasks", "priority", "group_scope",
+)  # fmt: skip
+
+
 def summary(task: Task, child_tasks: list[int]) -> dict[str, Any]:
-    return {
-        "task_id": task.id,
-        "name": task.name,
-        "status": task.status,
-        "progress": round(task.progress, 1),
-        "error": task.error,
-        "outputs": task.outputs,
-        "input_params": task.input_params,
-        "execution_time": task.execution_time,
-        "parent_task_id": task.parent_task_id,
-        "child_tasks": child_tasks,
-        "priority": task.priority,
-        "group_scope": task.group_scope,
-    }
+    full = details(task, child_tasks)
+    return {key: full[key] for key in _SUMMARY}
 
 
 def for_worker(task: Task) -> dict[str, Any]:

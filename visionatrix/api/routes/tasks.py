@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
 from visionatrix.api.deps import CurrentUser, ServicesDep, SessionDep
@@ -79,31 +80,37 @@ async def progress(
     return await services.tasks.details(session, user, task_id)
 
 
+@dataclass
+class TaskFilter:
+    """The caller's tasks of a flow (any flow when ``name`` is empty) in a group scope."""
+
+    name: str | None = None
+    group_scope: int = Query(1, ge=1, le=255)
+
+
+FilterDep = Annotated[TaskFilter, Depends()]
+
+
 @router.get("/progress")
 async def progress_list(
-    services: ServicesDep,
-    session: SessionDep,
-    user: CurrentUser,
-    name: str | None = None,
-    group_scope: int = Query(1, ge=1, le=255),
-    only_parent: bool = False,
+    services: ServicesDep, session: SessionDep, user: CurrentUser, where: FilterDep, only_parent: bool = False
 ) -> dict[str, Any]:
     return await services.tasks.listing(
-        session, user, name=name, group_scope=group_scope, only_parent=only_parent
+        session, user, name=where.name, group_scope=where.group_scope, only_parent=only_parent
     )
 
 
 @router.get("/progress-summary")
 async def progress_summary(
-    services: ServicesDep,
-    session: SessionDep,
-    user: CurrentUser,
-    name: str | None = None,
-    group_scope: int = Query(1, ge=1, le=255),
-    only_parent: bool = False,
+    services: ServicesDep, session: SessionDep, user: CurrentUser, where: FilterDep, only_parent: bool = False
 ) -> dict[str, Any]:
     return await services.tasks.listing(
-        session, user, name=name, group_scope=group_scope, only_parent=only_parent, short=True
+        session,
+        user,
+        name=where.name,
+        group_scope=where.group_scope,
+        only_parent=only_parent,
+        short=True,
     )
 
 
@@ -155,24 +162,14 @@ async def delete_queued(task_id: int, services: ServicesDep, session: SessionDep
 
 @router.delete("/queue", status_code=204)
 async def delete_queue(
-    services: ServicesDep,
-    session: SessionDep,
-    user: CurrentUser,
-    name: str | None = None,
-    group_scope: int = Query(1, ge=1, le=255),
+    services: ServicesDep, session: SessionDep, user: CurrentUser, where: FilterDep
 ) -> None:
-    await services.tasks.delete_matching(session, user, name, group_scope, finished=False)
+    await services.tasks.delete_matching(session, user, where.name, where.group_scope, finished=False)
 
 
 @router.delete("/clear", status_code=204)
-async def clear(
-    services: ServicesDep,
-    session: SessionDep,
-    user: CurrentUser,
-    name: str | None = None,
-    group_scope: int = Query(1, ge=1, le=255),
-) -> None:
-    await services.tasks.delete_matching(session, user, name, group_scope, finished=True)
+async def clear(services: ServicesDep, session: SessionDep, user: CurrentUser, where: FilterDep) -> None:
+    await services.tasks.delete_matching(session, user, where.name, where.group_scope, finished=True)
 
 
 @router.put("/update", status_code=204)
