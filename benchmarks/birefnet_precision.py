@@ -69,7 +69,8 @@ def main() -> None:
     args = parser.parse_args()
 
     fast_dtype = getattr(torch, args.dtype or choose_precision("cpu", "auto"))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {torch.backends.cpu.get_cpu_capability()}")
+    cpu = torch.backends.cpu.get_cpu_capability()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {cpu}")
     print(f"BiRefNet {args.variant} at {args.size}x{args.size}: float32 vs {fast_dtype}")
     weights = random_model_weights(args.variant)
     models = {
@@ -101,12 +102,17 @@ def report(times: dict[str, list[float]], logits: dict[str, torch.Tensor], fast_
     delta = (alpha_fast - alpha_ref).abs()
     for name in ("float32", "fast"):
         print(f"{name:>7}: min {min(times[name]):6.2f} s  median {statistics.median(times[name]):6.2f} s")
-    print(f"speed-up ({fast_dtype} vs float32): min {min(times['float32']) / min(times['fast']):.2f}x, "
-          f"median {statistics.median(times['float32']) / statistics.median(times['fast']):.2f}x")
-    print(f"raw logits: mean {mu:.4f} std {sigma:.4f}; mean |delta logit| / std = {(fast - ref).abs().mean() / sigma:.4f}")
+    print(
+        f"speed-up ({fast_dtype} vs float32): min {min(times['float32']) / min(times['fast']):.2f}x, "
+        f"median {statistics.median(times['float32']) / statistics.median(times['fast']):.2f}x"
+    )
+    relative = (fast - ref).abs().mean() / sigma
+    print(f"raw logits: mean {mu:.4f} std {sigma:.4f}; mean |delta logit| / std = {relative:.4f}")
     spread = ((alpha_ref > 0.05) & (alpha_ref < 0.95)).float().mean()
-    print(f"alpha (logits mapped to spread {LOGIT_SPREAD}): {spread:.0%} of pixels in (0.05, 0.95), "
-          f"{(alpha_ref > 0.5).float().mean():.0%} above 0.5")
+    print(
+        f"alpha (logits mapped to spread {LOGIT_SPREAD}): {spread:.0%} of pixels in (0.05, 0.95), "
+        f"{(alpha_ref > 0.5).float().mean():.0%} above 0.5"
+    )
     print(f"mean |delta alpha| = {delta.mean():.5f}, max = {delta.max():.4f}")
 
 

@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,12 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+F = torch.nn.functional
 
 from PIL import Image  # noqa: E402
 
 from visionatrix.engine.context import NodeContext, RunEnv  # noqa: E402
+from visionatrix.engine.nets import deform_conv  # noqa: E402
 from visionatrix.engine.nets.birefnet import (  # noqa: E402
     GENERAL,
     LITE,
@@ -26,7 +29,7 @@ from visionatrix.engine.nets.birefnet import (  # noqa: E402
     load_birefnet,
     predict_alpha,
 )
-from visionatrix.engine.nets.deform_conv import deform_conv2d_pure  # noqa: E402
+from visionatrix.engine.nets.deform_conv import deform_conv2d, deform_conv2d_pure  # noqa: E402
 from visionatrix.engine.nets.swin import relative_position_index  # noqa: E402
 from visionatrix.engine.nodes.birefnet import LoadRembgByBiRefNetModel, RembgByBiRefNet  # noqa: E402
 from visionatrix.errors import InvalidInput, ModelMissing  # noqa: E402
@@ -116,7 +119,12 @@ def random_deform_inputs(batch, channels, size, kernel, stride, padding, dilatio
 
 @pytest.mark.parametrize(
     ("kernel", "stride", "padding", "dilation", "use_bias", "use_mask"),
-    [(3, 1, 1, 1, False, True), (1, 1, 0, 1, True, True), (7, 1, 3, 1, False, True), (3, 2, 2, 2, True, False)],
+    [
+        (3, 1, 1, 1, False, True),
+        (1, 1, 0, 1, True, True),
+        (7, 1, 3, 1, False, True),
+        (3, 2, 2, 2, True, False),
+    ],
 )
 def test_pure_deform_conv_matches_reference(kernel, stride, padding, dilation, use_bias, use_mask) -> None:  # type: ignore[no-untyped-def]
     x, offset, mask, weight, bias = random_deform_inputs(2, 3, (6, 7), kernel, stride, padding, dilation)
@@ -141,22 +149,42 @@ def test_pure_deform_conv_in_bfloat16_stays_close() -> None:
 def test_zero_offsets_and_unit_mask_are_a_plain_convolution() -> None:
     x, offset, mask, weight, bias = random_deform_inputs(1, 4, (12, 10), 3, 1, 1, 1)
     got = deform_conv2d_pure(x, torch.zeros_like(offset), torch.ones_like(mask), weight, bias, 1, 1, 1)
-    torch.testing.assert_close(got, torch.nn.functional.conv2d(x, weight, bias, padding=1), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(
+        got, torch.nn.functional.conv2d(x, weight, bias, padding=1), rtol=1e-5, atol=1e-4
+    )
 
 
-def test_large_inputs_are_processed_in_chunks_without_seams() -> None:
+def test_large_inputs_are_processed_in_chunks_without_seams(monkeypatch: pytest.MonkeyPatch) -> None:
     # more samples than one chunk holds: rows of different chunks must agree with a single pass
-    import visionatrix.engine.nets.deform_conv as dc
-
     x, offset, mask, weight, _ = random_deform_inputs(1, 4, (40, 33), 3, 1, 1, 1, seed=2)
     whole = deform_conv2d_pure(x, offset, mask, weight, None, 1, 1, 1)
-    saved = dc._CHUNK_SAMPLES
-    dc._CHUNK_SAMPLES = 3 * 33 * 9  # three output rows per chunk
-    try:
-        chunked = deform_conv2d_pure(x, offset, mask, weight, None, 1, 1, 1)
-    finally:
-        dc._CHUNK_SAMPLES = saved
-    torch.testing.assert_close(chunked, whole)
+    monkeypatch.setattr(deform_conv, "_CHUNK_SAMPLES", 3 * 33 * 9)  # three output rows per chunk
+    torch.testing.assert_close(deform_conv2d_pure(x, offset, mask, weight, None, 1, 1, 1), whole)
+
+
+def test_wide_row_numbers_take_the_integer_index_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # inputs too big for float32 row numbers index with int64: same result
+    x, offset, mask, weight, bias = random_deform_inputs(2, 3, (6, 7), 3, 1, 1, 1, seed=4)
+    expected = reference_deform_conv(x, offset, mask, weight, bias, 1, 1, 1)
+    monkeypatch.setattr(deform_conv, "_FLOAT_EXACT_ROWS", 1)
+    got = deform_conv2d_pure(x, offset, mask, weight, bias, 1, 1, 1)
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_nan_offsets_sample_zero_instead_of_crashing() -> None:
+    x, offset, mask, weight, _ = random_deform_inputs(1, 2, (5, 5), 3, 1, 1, 1, seed=5)
+    offset[0, :, 2, 2] = float("nan")
+    expected = reference_deform_conv(x, offset.nan_to_num(nan=-10.0), mask, weight, None, 1, 1, 1)
+    got = deform_conv2d_pure(x, offset, mask, weight, None, 1, 1, 1)
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_dispatcher_without_torchvision_uses_the_pure_version() -> None:
+    x, offset, mask, weight, bias = random_deform_inputs(1, 3, (6, 6), 3, 1, 1, 1, seed=6)
+    expected = reference_deform_conv(x, offset, mask, weight, bias, 1, 1, 1)
+    for prefer_pure in (False, True):  # torchvision, where it imports, must agree too
+        got = deform_conv2d(x, offset, mask, weight, bias, padding=1, prefer_pure=prefer_pure)
+        torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-4)
 
 
 # ------------------------------------------------------------------------------- loading
@@ -177,7 +205,10 @@ def test_model_has_exactly_the_real_tensor_names_and_shapes(variant: str) -> Non
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda sd: sd.pop("decoder.gdt_convs_attn_2.0.bias"), "missing (1): decoder.gdt_convs_attn_2.0.bias"),
+        (
+            lambda sd: sd.pop("decoder.gdt_convs_attn_2.0.bias"),
+            "missing (1): decoder.gdt_convs_attn_2.0.bias",
+        ),
         (
             lambda sd: sd.__setitem__("decoder.extra.weight", torch.empty(3, device="meta")),
             "unexpected (1): decoder.extra.weight",
@@ -237,11 +268,90 @@ def test_input_sides_must_be_multiples_of_32(tmp_path: Path) -> None:
         model(torch.zeros(1, 3, 80, 64))
 
 
+# ------------------------------------------------- the forward pass against a literal one
+
+
+def plain_aspp_branch(m: Any, x: Any) -> Any:
+    dc = m.atrous_conv
+    offset = dc.offset_conv(x)
+    modulator = 2.0 * torch.sigmoid(dc.modulator_conv(x))
+    y = deform_conv2d_pure(x, offset, modulator, dc.regular_conv.weight, None, 1, dc.padding, 1)
+    return F.relu(m.bn(y))
+
+
+def plain_dec_block(blk: Any, x: Any) -> Any:
+    """The reference's BasicDecBlk and ASPPDeformable, step by step: cat, conv, BN, ReLU."""
+    x = F.relu(blk.bn_in(blk.conv_in(x)))
+    att = blk.dec_att
+    branches = [plain_aspp_branch(att.aspp1, x)] + [plain_aspp_branch(m, x) for m in att.aspp_deforms]
+    pooled = F.interpolate(att.global_avg_pool(x), size=x.shape[2:], mode="bilinear", align_corners=True)
+    x = F.relu(att.bn1(att.conv1(torch.cat([*branches, pooled], dim=1))))
+    return blk.bn_out(blk.conv_out(x))
+
+
+def patches(image: Any, ref: Any) -> Any:
+    """einops 'b c (hg h) (wg w) -> b (c hg wg) h w' with hg, wg from ref's size."""
+    b, c, height, width = image.shape
+    h, w = ref.shape[2:]
+    hg, wg = height // h, width // w
+    return image.reshape(b, c, hg, h, wg, w).permute(0, 1, 2, 4, 3, 5).reshape(b, c * hg * wg, h, w)
+
+
+def plain_forward(model: Any, x: Any) -> Any:
+    """BiRefNet's forward as the reference writes it, on the same modules and weights."""
+    up = partial(F.interpolate, mode="bilinear", align_corners=True)
+    h, w = x.shape[2:]
+    full, half = model.bb(x), model.bb(up(x, size=(h // 2, w // 2)))
+    x1, x2, x3, x4 = (torch.cat([f, up(g, size=f.shape[2:])], dim=1) for f, g in zip(full, half, strict=True))
+    x4 = torch.cat([up(x1, size=x4.shape[2:]), up(x2, size=x4.shape[2:]), up(x3, size=x4.shape[2:]), x4], 1)
+    x4 = plain_dec_block(model.squeeze_module[0], x4)
+    d = model.decoder
+    p = x4
+    for stage, lateral in ((4, x3), (3, x2), (2, x1)):
+        p = torch.cat([p, getattr(d, f"ipt_blk{stage + 1}")(patches(x, p))], dim=1)
+        p = plain_dec_block(getattr(d, f"decoder_block{stage}"), p)
+        g = getattr(d, f"gdt_convs_{stage}")(p)
+        p = p * torch.sigmoid(getattr(d, f"gdt_convs_attn_{stage}")(g))
+        p = up(p, size=lateral.shape[2:]) + getattr(d, f"lateral_block{stage}")(lateral)
+    p = torch.cat([p, d.ipt_blk2(patches(x, p))], dim=1)
+    p = up(plain_dec_block(d.decoder_block1, p), size=x.shape[2:])
+    p = torch.cat([p, d.ipt_blk1(patches(x, p))], dim=1)
+    return d.conv_out1(p)
+
+
+def randomise_batch_norms(model: Any, seed: int = 0) -> None:
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.weight.copy_(1 + 0.3 * torch.randn(n, generator=g))
+            m.bias.copy_(0.3 * torch.randn(n, generator=g))
+            m.running_mean.copy_(0.3 * torch.randn(n, generator=g))
+            m.running_var.copy_(0.5 + torch.rand(n, generator=g))
+
+
+@pytest.mark.parametrize("variant", ["general", "lite"])
+def test_forward_computes_the_reference_function(tmp_path: Path, variant: str) -> None:
+    # the model folds batch norms, splits concatenations and reorders linear steps: exact
+    # rewrites, so it must agree with the literal computation up to float rounding
+    model = load_birefnet(write_tiny_birefnet(tmp_path / "m.safetensors", variant))
+    with torch.inference_mode():
+        randomise_batch_norms(model)
+        x = torch.randn(1, 3, 128, 96, generator=torch.Generator().manual_seed(1))
+        expected = plain_forward(model, x)
+        got = model(x)
+    assert got.shape == expected.shape == (1, 1, 128, 96)
+    assert expected.std() > 0.01  # a real signal, not a constant
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
+
+
 # ------------------------------------------------------------------------ tiny checkpoints
 
 
 @pytest.mark.parametrize("variant", ["general", "lite"])
-def test_tiny_checkpoint_has_the_real_names_and_loads_through_the_same_loader(tmp_path: Path, variant: str) -> None:
+def test_tiny_checkpoint_has_the_real_names_and_loads_through_the_same_loader(
+    tmp_path: Path, variant: str
+) -> None:
     from safetensors import safe_open
 
     path = write_tiny_birefnet(tmp_path / f"{variant}.safetensors", variant)
@@ -284,9 +394,13 @@ def test_nodes_cut_out_an_rgba_image_of_the_input_size(tmp_path: Path, precision
     env = make_env(tmp_path, precision)
     write_tiny_birefnet(tmp_path / "models" / "birefnet" / "General.safetensors", "general")
     ctx = NodeContext(env, "24", "LoadRembgByBiRefNetModel")
-    (model,) = LoadRembgByBiRefNetModel().run(ctx, model="General.safetensors", device="AUTO", use_weight=False)
+    (model,) = LoadRembgByBiRefNetModel().run(
+        ctx, model="General.safetensors", device="AUTO", use_weight=False
+    )
     assert next(model.parameters()).dtype == getattr(torch, precision)
-    (again,) = LoadRembgByBiRefNetModel().run(ctx, model="General.safetensors", device="AUTO", use_weight=False)
+    (again,) = LoadRembgByBiRefNetModel().run(
+        ctx, model="General.safetensors", device="AUTO", use_weight=False
+    )
     assert again is model  # cached between tasks
 
     images = np.random.default_rng(0).random((2, 37, 53, 3), dtype=np.float32)
@@ -310,7 +424,9 @@ def test_input_size_option_must_suit_the_network(tmp_path: Path) -> None:
     env = make_env(tmp_path, size=100)
     model = load_birefnet(write_tiny_birefnet(tmp_path / "t.safetensors", "lite"))
     with pytest.raises(InvalidInput, match="birefnet_size=100"):
-        RembgByBiRefNet().run(NodeContext(env, "23", "x"), model=model, images=np.zeros((1, 8, 8, 3), np.float32))
+        RembgByBiRefNet().run(
+            NodeContext(env, "23", "x"), model=model, images=np.zeros((1, 8, 8, 3), np.float32)
+        )
 
 
 @pytest.mark.parametrize("variant", ["general", "lite"])

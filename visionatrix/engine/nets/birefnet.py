@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from visionatrix.engine.nets.birefnet_decoder import BasicDecBlk, BlockWidths, Decoder, resize
 from visionatrix.engine.nets.deform_conv import DeformableConv2d
 from visionatrix.engine.nets.swin import SwinTransformer
 from visionatrix.errors import InvalidInput
@@ -72,135 +73,6 @@ GENERAL = BiRefNetConfig()
 LITE = BiRefNetConfig(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=7)
 
 
-class SimpleConvs(nn.Module):
-    def __init__(self, cin: int, cout: int, inter: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, inter, 3, 1, 1)
-        self.conv_out = nn.Conv2d(inter, cout, 3, 1, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.conv_out(self.conv1(x))
-
-
-class _ASPPModuleDeformable(nn.Module):
-    def __init__(self, cin: int, planes: int, kernel: int) -> None:
-        super().__init__()
-        self.atrous_conv = DeformableConv2d(cin, planes, kernel, padding=kernel // 2)
-        self.bn = nn.BatchNorm2d(planes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.bn(self.atrous_conv(x)))
-
-
-class ASPPDeformable(nn.Module):
-    def __init__(self, cin: int, planes: int, kernels: tuple[int, ...]) -> None:
-        super().__init__()
-        self.aspp1 = _ASPPModuleDeformable(cin, planes, 1)
-        self.aspp_deforms = nn.ModuleList(_ASPPModuleDeformable(cin, planes, k) for k in kernels)
-        self.global_avg_pool = nn.Sequential(
-            nn.AdaptiveAvgPool2d((1, 1)), nn.Conv2d(cin, planes, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU()
-        )
-        self.conv1 = nn.Conv2d(planes * (2 + len(kernels)), cin, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cin)
-
-    def forward(self, x: Tensor) -> Tensor:
-        branches = [self.aspp1(x), *(m(x) for m in self.aspp_deforms)]
-        pooled = self.global_avg_pool(x).expand(-1, -1, *x.shape[2:])  # = bilinear resize of 1x1
-        x = torch.cat((*branches, pooled), dim=1)
-        return F.relu(self.bn1(self.conv1(x)))  # dropout: identity at inference
-
-
-class BasicDecBlk(nn.Module):
-    def __init__(self, cin: int, cout: int, cfg: BiRefNetConfig) -> None:
-        super().__init__()
-        inter = cfg.dec_channels
-        self.conv_in = nn.Conv2d(cin, inter, 3, 1, 1)
-        self.dec_att = ASPPDeformable(inter, cfg.aspp_channels, cfg.aspp_kernels)
-        self.conv_out = nn.Conv2d(inter, cout, 3, 1, 1)
-        self.bn_in = nn.BatchNorm2d(inter)
-        self.bn_out = nn.BatchNorm2d(cout)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = F.relu(self.bn_in(self.conv_in(x)))
-        return self.bn_out(self.conv_out(self.dec_att(x)))
-
-
-class BasicLatBlk(nn.Module):
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 1, 1, 0)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.conv(x)
-
-
-def image_patches(image: Tensor, like: Tensor) -> Tensor:
-    """Cut ``image`` into a grid of patches stacked on channels, at ``like``'s spatial size.
-
-    Channel ``c * gh * gw + i * gw + j`` at (y, x) is pixel (i * h + y, j * w + x) of channel
-    c, the layout of the reference's ``b c (hg h) (wg w) -> b (c hg wg) h w``.
-    """
-    b, c, height, width = image.shape
-    h, w = like.shape[-2:]
-    gh, gw = height // h, width // w
-    x = image[..., : gh * h, : gw * w].reshape(b, c, gh, h, gw, w)
-    x = x.permute(0, 3, 5, 1, 2, 4).reshape(b, h, w, c * gh * gw).permute(0, 3, 1, 2)
-    return x if (h, w) == tuple(like.shape[-2:]) else _resize(x, like.shape[-2:])
-
-
-def _resize(x: Tensor, size: tuple[int, ...] | torch.Size) -> Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x  # align_corners=True at the same size is the identity
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=True)
-
-
-def _gdt_convs(cin: int, n: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, n, 3, 1, 1), nn.BatchNorm2d(n), nn.ReLU())
-
-
-class Decoder(nn.Module):
-    def __init__(self, cfg: BiRefNetConfig) -> None:
-        super().__init__()
-        ch, po, n = cfg.lateral, cfg.ipt_out, cfg.gdt_channels
-        ic = cfg.ipt_channels
-        for i, (cin, cout) in enumerate(zip((3 * 4**5, 3 * 4**4, 3 * 4**3, 3 * 4**2, 3), po, strict=True)):
-            self.add_module(f"ipt_blk{5 - i}", SimpleConvs(cin, cout, ic))
-        self.decoder_block4 = BasicDecBlk(ch[0] + po[0], ch[1], cfg)
-        self.decoder_block3 = BasicDecBlk(ch[1] + po[1], ch[2], cfg)
-        self.decoder_block2 = BasicDecBlk(ch[2] + po[2], ch[3], cfg)
-        self.decoder_block1 = BasicDecBlk(ch[3] + po[3], ch[3] // 2, cfg)
-        self.conv_out1 = nn.Sequential(nn.Conv2d(ch[3] // 2 + po[4], 1, 1, 1, 0))
-        for i, c in zip((4, 3, 2), ch[1:], strict=True):
-            self.add_module(f"lateral_block{i}", BasicLatBlk(c, c))
-        # multi-scale supervision heads: training only, kept so the weights load
-        for i, c in zip((4, 3, 2), ch[1:], strict=True):
-            self.add_module(f"conv_ms_spvn_{i}", nn.Conv2d(c, 1, 1, 1, 0))
-        for i, c in zip((4, 3, 2), ch[1:], strict=True):
-            self.add_module(f"gdt_convs_{i}", _gdt_convs(c, n))
-            self.add_module(f"gdt_convs_pred_{i}", nn.Sequential(nn.Conv2d(n, 1, 1, 1, 0)))  # training only
-            self.add_module(f"gdt_convs_attn_{i}", nn.Sequential(nn.Conv2d(n, 1, 1, 1, 0)))
-
-    def _with_patches(self, x: Tensor, image: Tensor, stage: int) -> Tensor:
-        patches = getattr(self, f"ipt_blk{stage}")(image_patches(image, x))
-        return torch.cat((x, patches), dim=1)
-
-    def _gate(self, p: Tensor, stage: int) -> Tensor:
-        """Outward reference: scale features by a sigmoid attention from the gradient branch."""
-        g = getattr(self, f"gdt_convs_{stage}")(p)
-        return p * torch.sigmoid(getattr(self, f"gdt_convs_attn_{stage}")(g))
-
-    def forward(self, image: Tensor, x1: Tensor, x2: Tensor, x3: Tensor, x4: Tensor) -> Tensor:
-        p4 = self._gate(self.decoder_block4(self._with_patches(x4, image, 5)), 4)
-        p3 = _resize(p4, x3.shape[-2:]) + self.lateral_block4(x3)
-        p3 = self._gate(self.decoder_block3(self._with_patches(p3, image, 4)), 3)
-        p2 = _resize(p3, x2.shape[-2:]) + self.lateral_block3(x2)
-        p2 = self._gate(self.decoder_block2(self._with_patches(p2, image, 3)), 2)
-        p1 = _resize(p2, x1.shape[-2:]) + self.lateral_block2(x1)
-        p1 = self.decoder_block1(self._with_patches(p1, image, 2))
-        p1 = _resize(p1, image.shape[-2:])
-        return self.conv_out1(self._with_patches(p1, image, 1))
-
-
 class BiRefNet(nn.Module):
     """``forward(normalised image) -> logits`` of shape (B, 1, H, W)."""
 
@@ -209,29 +81,32 @@ class BiRefNet(nn.Module):
         self.config = cfg
         self.bb = SwinTransformer(cfg.embed_dim, cfg.depths, cfg.num_heads, cfg.window_size, cfg.mlp_ratio)
         ch = cfg.lateral
-        context = sum(ch[1:])
+        widths = BlockWidths(cfg.dec_channels, cfg.aspp_channels, cfg.aspp_kernels)
         self.squeeze_module = nn.Sequential(
-            *(BasicDecBlk(ch[0] + context, ch[0], cfg) for _ in range(cfg.squeeze_blocks))
+            *(BasicDecBlk(ch[0] + sum(ch[1:]), ch[0], widths) for _ in range(cfg.squeeze_blocks))
         )
-        self.decoder = Decoder(cfg)
+        self.decoder = Decoder(ch, cfg.ipt_out, cfg.ipt_channels, widths, cfg.gdt_channels)
 
-    def encode(self, x: Tensor) -> list[Tensor]:
-        """Backbone features at full and half input size, concatenated; deepest gets context."""
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
+        """Backbone features at full and half input size, concatenated.
+
+        The deepest level comes as parts (the three shallower levels resized to its size,
+        then itself) whose channel concatenation is the squeeze block's input.
+        """
         h, w = x.shape[-2:]
         full = self.bb(x)
         half = self.bb(F.interpolate(x, size=(h // 2, w // 2), mode="bilinear", align_corners=True))
-        feats = [torch.cat((f, _resize(g, f.shape[-2:])), dim=1) for f, g in zip(full, half, strict=True)]
-        x1, x2, x3, x4 = feats
-        x4 = torch.cat([_resize(f, x4.shape[-2:]) for f in (x1, x2, x3)] + [x4], dim=1)
-        return [x1, x2, x3, x4]
+        x1, x2, x3, x4 = (
+            torch.cat((f, resize(g, f.shape[-2:])), dim=1) for f, g in zip(full, half, strict=True)
+        )
+        return x1, x2, x3, [resize(f, x4.shape[-2:]) for f in (x1, x2, x3)] + [x4]
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
         if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
             raise ValueError(f"BiRefNet input {h}x{w}: sides must be multiples of {SIZE_MULTIPLE}")
-        x1, x2, x3, x4 = self.encode(x)
-        x4 = self.squeeze_module(x4)
-        return self.decoder(x, x1, x2, x3, x4)
+        x1, x2, x3, context = self.encode(x)
+        return self.decoder(x, x1, x2, x3, self.squeeze_module(context))
 
     def set_pure_deform_conv(self, pure: bool = True) -> None:
         """Force the plain-PyTorch deformable conv even where torchvision is available."""
@@ -262,16 +137,20 @@ def config_from_state_dict(sd: Mapping[str, Tensor], source: str = "checkpoint")
             f"found stages {sorted(counts)})"
         )
     embed = shape("bb.patch_embed.proj.weight")[0]
-    table, heads0 = shape("bb.layers.0.blocks.0.attn.relative_position_bias_table")
+    table = shape("bb.layers.0.blocks.0.attn.relative_position_bias_table")[0]
     window = (round(table**0.5) + 1) // 2
     kernels = []
     while f"squeeze_module.0.dec_att.aspp_deforms.{len(kernels)}.atrous_conv.regular_conv.weight" in sd:
-        kernels.append(shape(f"squeeze_module.0.dec_att.aspp_deforms.{len(kernels)}.atrous_conv.regular_conv.weight")[-1])
+        kernels.append(
+            shape(f"squeeze_module.0.dec_att.aspp_deforms.{len(kernels)}.atrous_conv.regular_conv.weight")[-1]
+        )
     squeeze = len({n.split(".")[1] for n in sd if n.startswith("squeeze_module.")})
     return BiRefNetConfig(
         embed_dim=embed,
         depths=tuple(counts[i] for i in range(4)),
-        num_heads=tuple(shape(f"bb.layers.{i}.blocks.0.attn.relative_position_bias_table")[1] for i in range(4)),
+        num_heads=tuple(
+            shape(f"bb.layers.{i}.blocks.0.attn.relative_position_bias_table")[1] for i in range(4)
+        ),
         window_size=window,
         mlp_ratio=shape("bb.layers.0.blocks.0.mlp.fc1.weight")[0] / embed,
         dec_channels=shape("decoder.decoder_block4.conv_in.weight")[0],
@@ -323,7 +202,9 @@ def birefnet_from_state_dict(
     return model.eval().requires_grad_(False)
 
 
-def load_birefnet(path: Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> BiRefNet:
+def load_birefnet(
+    path: Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+) -> BiRefNet:
     """Load a BiRefNet ``.safetensors`` (or ``.pth`` state dict) file."""
     path = Path(path)
     if path.suffix == ".safetensors":

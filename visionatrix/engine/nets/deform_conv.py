@@ -25,8 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# Samples (output pixels x kernel taps) gathered per chunk: ~8-16 MB of columns at 64 channels.
-_CHUNK_SAMPLES = 1 << 17
+# Samples (output pixels x kernel taps) gathered per chunk: 32-64 MB of columns at 64 channels
+# (bf16-fp32); larger chunks mean fewer calls, which matters most on a busy machine.
+_CHUNK_SAMPLES = 1 << 18
+# Table row numbers below this are exact in float32, so indices can be computed in float.
+_FLOAT_EXACT_ROWS = 1 << 24
 
 
 def deform_conv2d(
@@ -122,7 +125,7 @@ class _Sampler:
         self.tap_y = (torch.arange(kh, device=dev) * dilation).repeat_interleave(kw).float()
         self.tap_x = (torch.arange(kw, device=dev) * dilation).repeat(kh).float()
         # table rows of the four neighbours relative to the top-left one
-        self.index_dtype = torch.int32 if batch * self.image_rows < 2**24 else torch.int64
+        self.index_dtype = torch.int32 if batch * self.image_rows < _FLOAT_EXACT_ROWS else torch.int64
         self.corners = torch.tensor([0, 1, self.pitch, self.pitch + 1], device=dev, dtype=self.index_dtype)
 
     def columns(self, b: int, top: int, offset: Tensor, mask: Tensor | None) -> Tensor:
@@ -135,6 +138,8 @@ class _Sampler:
         ox = torch.arange(cols, device=dev).float() * self.stride - self.padding
         py = (off[..., 0] + (oy.view(rows, 1, 1) + self.tap_y)).clamp_(-1, self.height)
         px = (off[..., 1] + (ox.view(1, cols, 1) + self.tap_x)).clamp_(-1, self.width)
+        # a NaN offset samples nothing (an index from it would be garbage)
+        py, px = py.nan_to_num_(nan=-1.0), px.nan_to_num_(nan=-1.0)
         y0, x0 = py.floor(), px.floor()
         ly, lx = py.sub_(y0), px.sub_(x0)
         # weights of the (top, bottom) rows times (left, right) columns -> the four corners
@@ -148,12 +153,14 @@ class _Sampler:
         weights = (wy.unsqueeze(-1) * wx.unsqueeze(-2)).view(-1, 4)
         # top-left neighbour's row in the table: padded (y0 + 1, x0 + 1) of image b
         start = self.pitch + 1 + b * self.image_rows
-        if self.index_dtype == torch.int32:  # every row number is exact in float32
+        if self.index_dtype == torch.int32:  # row numbers are exact in float32
             first = x0.add_(y0, alpha=self.pitch).add_(start).to(torch.int32)
         else:
             first = x0.long() + y0.long() * self.pitch + start
         index = first.view(-1, 1) + self.corners
-        samples = F.embedding_bag(index, self.table, mode="sum", per_sample_weights=weights.to(self.table.dtype))
+        samples = F.embedding_bag(
+            index, self.table, mode="sum", per_sample_weights=weights.to(self.table.dtype)
+        )
         return samples.view(rows * cols, taps * self.channels)
 
 

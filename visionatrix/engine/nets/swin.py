@@ -125,7 +125,9 @@ class PatchMerging(nn.Module):
 class BasicLayer(nn.Module):
     """One stage: blocks alternating plain and shifted windows, then optional downsampling."""
 
-    def __init__(self, dim: int, depth: int, heads: int, window: int, mlp_hidden: int, downsample: bool) -> None:
+    def __init__(
+        self, dim: int, depth: int, heads: int, window: int, mlp_hidden: int, downsample: bool
+    ) -> None:
         super().__init__()
         self.window = window
         self.blocks = nn.ModuleList(
