@@ -32,7 +32,7 @@ def _measure(server: Server, tasks: int, long_poll: bool) -> list[float]:
             claimed = threading.Event()
             got: list[float] = []
 
-            def poll() -> None:
+            def poll(claimed: threading.Event = claimed, got: list[float] = got) -> None:
                 while not claimed.is_set():
                     task = client.next_task(DETAILS, ["invert_image"], wait=30 if long_poll else 0)
                     if task is not None:

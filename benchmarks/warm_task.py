@@ -31,7 +31,10 @@ from visionatrix.client import Client  # noqa: E402
 from visionatrix.engine.nets import birefnet as net  # noqa: E402
 from visionatrix.models.device import choose_precision  # noqa: E402
 
-FILES = {"lite": ("General-Lite.safetensors", "remove_background_birefnet_lite"), "general": ("General.safetensors", "remove_background_birefnet")}
+FILES = {
+    "lite": ("General-Lite.safetensors", "remove_background_birefnet_lite"),
+    "general": ("General.safetensors", "remove_background_birefnet"),
+}
 FLOWS = Path(__file__).resolve().parent.parent / "visionatrix" / "builtin" / "flows"
 
 
@@ -65,7 +68,9 @@ def _task_seconds(client: Client, flow: str, photo: bytes) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--variant", choices=sorted(FILES), default="lite")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()

@@ -27,8 +27,13 @@ async def _claim_all(url: str, tasks: int, claimers: int) -> list[tuple[str, int
             async with sessions() as session:
                 now = utcnow()
                 task = await db_tasks.claim_next(
-                    session, flow_names=["flow"], user_id=None, prefer="", worker_id=name,
-                    now=now, leased_until=lease_expiry(now, 60),
+                    session,
+                    flow_names=["flow"],
+                    user_id=None,
+                    prefer="",
+                    worker_id=name,
+                    now=now,
+                    leased_until=lease_expiry(now, 60),
                 )
                 await session.commit()
             if task is None:

@@ -20,7 +20,9 @@ def test_head_matches_the_models(db_url: str) -> None:
             await upgrade_to_head(engine)  # idempotent: a restart applies nothing twice
             async with engine.connect() as conn:
                 return await conn.run_sync(
-                    lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": False}), Base.metadata)
+                    lambda sync: compare_metadata(
+                        MigrationContext.configure(sync, opts={"compare_type": False}), Base.metadata
+                    )
                 )
         finally:
             await engine.dispose()

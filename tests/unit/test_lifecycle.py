@@ -16,7 +16,12 @@ def test_terminal_statuses() -> None:
 
 @pytest.mark.parametrize(
     ("start", "action"),
-    [(Status.COMPLETED, "claim"), (Status.QUEUED, "complete"), (Status.COMPLETED, "restart"), (Status.CANCELED, "cancel")],
+    [
+        (Status.COMPLETED, "claim"),
+        (Status.QUEUED, "complete"),
+        (Status.COMPLETED, "restart"),
+        (Status.CANCELED, "cancel"),
+    ],
 )
 def test_forbidden_transitions_are_conflicts(start: Status, action: str) -> None:
     with pytest.raises(Conflict, match=action.split("_")[-1]):
@@ -47,7 +52,9 @@ class TaskMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.status is Status.RUNNING)
     @rule()
     def expire(self) -> None:
-        self.status = transition(self.status, "expire", attempts=self.attempts, max_attempts=self.max_attempts)
+        self.status = transition(
+            self.status, "expire", attempts=self.attempts, max_attempts=self.max_attempts
+        )
 
     @precondition(lambda self: self.status is Status.RUNNING)
     @rule(ok=st.booleans())
