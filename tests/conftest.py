@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import FLOWS, Server
+from tests.support import FIXTURES, FLOWS, Server
 
 PG_ADMIN = os.environ.get("VIX_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -41,6 +41,12 @@ def _pg_unavailable() -> str | None:
 
 
 _PG_REASON = _pg_unavailable()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # the real-flow tests skip where the shared fixtures are absent; CI must never lose them that way
+    if os.environ.get("CI") and not FIXTURES.is_dir():
+        raise pytest.UsageError(f"CI needs the shared fixtures at {FIXTURES} (set VIX_SHARED)")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

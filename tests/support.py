@@ -17,6 +17,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = Path(__file__).resolve().parent / "flows"
 NODES = Path(__file__).resolve().parent / "nodes"
+# ../shared beside the checkout (as in CI), or where VIX_SHARED points
+SHARED = Path(os.environ.get("VIX_SHARED", ROOT.parent / "shared"))
+FIXTURES = SHARED / "fixtures"
 
 
 def free_port() -> int:

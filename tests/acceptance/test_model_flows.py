@@ -5,7 +5,6 @@ with its real weights on a real photo."""
 from __future__ import annotations
 
 import io
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,12 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.support import Server, wait_for
+from tests.support import FIXTURES, Server, wait_for
 
 pytest.importorskip("torch", reason="the model flows need the worker extra (torch)")
 
-SHARED = Path(os.environ.get("VIX_SHARED", Path(__file__).resolve().parents[3] / "shared"))
-FIXTURE_FLOWS = SHARED / "fixtures" / "vixflows" / "flows"
+FIXTURE_FLOWS = FIXTURES / "vixflows" / "flows"
 pytestmark = pytest.mark.skipif(
     not FIXTURE_FLOWS.is_dir(), reason=f"fixture flows not found at {FIXTURE_FLOWS}"
 )

@@ -18,6 +18,7 @@ F = torch.nn.functional
 
 from PIL import Image  # noqa: E402
 
+from tests.support import FIXTURES as SHARED_FIXTURES  # noqa: E402
 from visionatrix.engine.context import NodeContext, RunEnv  # noqa: E402
 from visionatrix.engine.nets import deform_conv  # noqa: E402
 from visionatrix.engine.nets.birefnet import (  # noqa: E402
@@ -38,7 +39,7 @@ from visionatrix.testing.tiny_birefnet import write_tiny_birefnet  # noqa: E402
 
 pytestmark = pytest.mark.models
 
-FIXTURES = Path("/work/shared/fixtures") if Path("/work/shared/fixtures").is_dir() else None
+FIXTURES = SHARED_FIXTURES if SHARED_FIXTURES.is_dir() else None
 MANIFESTS = {
     "general": ("birefnet_general.state_dict.json", GENERAL),
     "lite": ("birefnet_lite.state_dict.json", LITE),

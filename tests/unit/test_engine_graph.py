@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import FIXTURES
 from visionatrix.engine.graph import is_link, parse_graph, upstream
 from visionatrix.errors import InvalidInput
 
-FLOWS_DIR = Path("/work/shared/fixtures/vixflows/flows")
+FLOWS_DIR = FIXTURES / "vixflows" / "flows"
 
 
 def _node(class_type: str, **inputs: object) -> dict[str, object]:

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
+from tests.support import FIXTURES
 from visionatrix.engine.context import NodeContext, RunEnv
 from visionatrix.engine.graph import is_link
 from visionatrix.engine.registry import lookup
 from visionatrix.errors import InvalidInput
 
-FLOWS_DIR = Path("/work/shared/fixtures/vixflows/flows")
+FLOWS_DIR = FIXTURES / "vixflows" / "flows"
 
 # The node exactly as sdxl_lighting.json has it: "4 steps" is first and input_first is the 4-step decode.
 SDXL_LIGHTING_STEPS = {

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from tests.support import FIXTURES
 from visionatrix.errors import InvalidInput
 from visionatrix.flows.inputs import validate_inputs
 from visionatrix.flows.model import Flow
 from visionatrix.flows.parser import load_flow_file
 
-FLOWS_DIR = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "vixflows" / "flows"
+FLOWS_DIR = FIXTURES / "vixflows" / "flows"
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
+from tests.support import FIXTURES
 from visionatrix.errors import InvalidInput
 from visionatrix.flows.input_nodes import parse_title
 from visionatrix.flows.model import Flow
 from visionatrix.flows.parser import check_graph, load_flow_file, parse_flow
 
-FLOWS_DIR = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "vixflows" / "flows"
+FLOWS_DIR = FIXTURES / "vixflows" / "flows"
 FLOW_FILES = sorted(FLOWS_DIR.glob("*.json"))
 
 

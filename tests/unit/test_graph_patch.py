@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
+from tests.support import FIXTURES
 from visionatrix.errors import InvalidInput
 from visionatrix.flows.graph_patch import cut_node, patch_graph
 from visionatrix.flows.inputs import validate_inputs
 from visionatrix.flows.model import Flow
 from visionatrix.flows.parser import check_graph, load_flow_file, parse_flow
 
-FLOWS_DIR = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "vixflows" / "flows"
+FLOWS_DIR = FIXTURES / "vixflows" / "flows"
 
 
 def load(name: str) -> tuple[dict[str, Any], Flow]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import FIXTURES as SHARED_FIXTURES
 from visionatrix.errors import InvalidInput
 from visionatrix.models.catalog import (
     builtin_catalog_path,
@@ -18,7 +19,7 @@ from visionatrix.models.catalog import (
     parse_catalog,
 )
 
-FIXTURES = Path("/work/shared/fixtures/vixflows")
+FIXTURES = SHARED_FIXTURES / "vixflows"
 FLOWS = sorted((FIXTURES / "flows").glob("*.json"))
 BUILTIN_FLOWS = Path(__file__).resolve().parents[2] / "visionatrix" / "builtin" / "flows"
 

@@ -24,6 +24,7 @@ pytest.importorskip("diffusers")
 
 from safetensors.torch import load_file, save_file  # noqa: E402
 
+from tests.support import FIXTURES  # noqa: E402
 from visionatrix.engine.context import NodeContext, RunEnv  # noqa: E402
 from visionatrix.engine.executor import run_graph  # noqa: E402
 from visionatrix.engine.nets import samplers  # noqa: E402
@@ -38,7 +39,7 @@ from visionatrix.testing.tiny_sdxl import tiny_configs, write_tiny_sdxl_checkpoi
 
 pytestmark = pytest.mark.models
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+SHARED = FIXTURES
 MANIFEST = SHARED / "sdxl" / "sdxl_checkpoint.state_dict.json"
 FLOW = SHARED / "vixflows" / "flows" / "sdxl_lighting.json"
 needs_manifest = pytest.mark.skipif(not MANIFEST.is_file(), reason="shared SDXL layout fixture not present")
