@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from visionatrix.db.tables import Worker, utcnow
 from visionatrix.schemas import WorkerDetails
+
+_SEEN_EVERY = timedelta(seconds=10)
 
 
 async def seen(
@@ -19,8 +22,12 @@ async def seen(
     if worker is None:
         worker = Worker(worker_id=worker_id, user_id=user_id, tasks_to_give=[])
         session.add(worker)
-    worker.details = details.model_dump()
-    worker.last_seen = utcnow()
+    now, dumped = utcnow(), details.model_dump()
+    # a long-polling worker checks in twice a second: write only what changed, or once in a while
+    if worker.details != dumped:
+        worker.details = dumped
+    if worker.last_seen is None or now - worker.last_seen > _SEEN_EVERY:
+        worker.last_seen = now
     if worker.tasks_to_give:
         return [name for name in offered if name in worker.tasks_to_give]
     return list(offered)
