@@ -7,6 +7,7 @@ is a failure instead, so they can never silently stop running.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -72,25 +73,26 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'vix.db'}"
 
 
-@pytest.fixture
-def vix_server(tmp_path: Path, db_url: str) -> Iterator[Server]:
-    """DEFAULT mode: a real uvicorn server with one local worker, the invert_image test flow installed."""
-    server = Server(tmp_path, db_url)
+@contextlib.contextmanager
+def _serving(tmp_path: Path, db_url: str, local_workers: int) -> Iterator[Server]:
+    server = Server(tmp_path, db_url, local_workers=local_workers)
     server.start()
     try:
         server.install(FLOWS / "invert_image.json")
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def vix_server(tmp_path: Path, db_url: str) -> Iterator[Server]:
+    """DEFAULT mode: a real uvicorn server with one local worker, the invert_image test flow installed."""
+    with _serving(tmp_path, db_url, local_workers=1) as server:
+        yield server
 
 
 @pytest.fixture
 def idle_server(tmp_path: Path, db_url: str) -> Iterator[Server]:
     """DEFAULT mode with no local worker: tasks stay queued until a test claims them itself."""
-    server = Server(tmp_path, db_url, local_workers=0)
-    server.start()
-    try:
-        server.install(FLOWS / "invert_image.json")
+    with _serving(tmp_path, db_url, local_workers=0) as server:
         yield server
-    finally:
-        server.stop()
