@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 # Input types whose value arrives as a form field (text) or as an uploaded file.
 TEXT_TYPES = frozenset({"text", "number", "list", "bool", "range", "range_scale"})
 FILE_TYPES = frozenset({"image", "image-mask", "video", "audio"})
+IMAGE_TYPES = frozenset({"image", "image-mask"})
 
 
 class InputParam(BaseModel):
@@ -45,6 +46,10 @@ class InputParam(BaseModel):
     @property
     def is_file(self) -> bool:
         return self.type in FILE_TYPES
+
+    @property
+    def is_image(self) -> bool:
+        return self.type in IMAGE_TYPES
 
 
 class FlowOutput(BaseModel):

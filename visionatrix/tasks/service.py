@@ -28,8 +28,6 @@ from visionatrix.tasks.signals import Signal
 
 log = logging.getLogger(__name__)
 
-_FILE_TYPES = {"image", "image-mask", "image-inpaint", "video", "audio"}
-_IMAGE_TYPES = {"image", "image-mask", "image-inpaint"}
 MAX_SEED = 2**53 - 1
 
 
@@ -42,11 +40,11 @@ class TaskService:
     async def create(
         self, session: AsyncSession, user: UserInfo, flow: Flow, graph: dict[str, Any], req: TaskRequest
     ) -> dict[str, Any]:
-        file_params = [p for p in flow.input_params if p.type in _FILE_TYPES]
+        file_params = [p for p in flow.input_params if p.is_file]
         provided = {p.name for p in file_params if p.name in req.files or p.name in req.refs}
         values = validate_inputs(flow, req.values, provided)
         sources = [
-            (p.name, await self._file_source(session, user, p.name, p.type, req))
+            (p.name, await self._file_source(session, user, p.name, p.is_image, req))
             for p in file_params
             if p.name in provided
         ]
@@ -84,11 +82,11 @@ class TaskService:
         return {"tasks_ids": ids, "outputs": flow.output_templates()}
 
     async def _file_source(
-        self, session: AsyncSession, user: UserInfo, param: str, kind: str, req: TaskRequest
+        self, session: AsyncSession, user: UserInfo, param: str, is_image: bool, req: TaskRequest
     ) -> UploadedFile | Path:
         if param in req.files:
             upload = req.files[param]
-            if kind in _IMAGE_TYPES:
+            if is_image:
                 return _checked_image(param, upload)
             if not upload.content:
                 raise InvalidInput(f"file for input '{param}' is empty")

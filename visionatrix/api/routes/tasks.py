@@ -16,7 +16,6 @@ from visionatrix.schemas import PriorityUpdate
 from visionatrix.tasks.service import zip_files
 
 router = APIRouter(prefix="/vapi/tasks", tags=["tasks"])
-_FILE_TYPES = ("image", "image-mask", "image-inpaint", "video", "audio")
 
 
 async def _create(
@@ -25,7 +24,7 @@ async def _create(
     flow, graph = await services.flows.get(session, flow_name)
     form = await request.form(max_part_size=256 * 1024 * 1024)
     try:
-        req = await parse_task_form(form, [p.name for p in flow.input_params if p.type in _FILE_TYPES])
+        req = await parse_task_form(form, [p.name for p in flow.input_params if p.is_file])
     finally:
         await form.close()
     return await services.tasks.create(session, user, flow, graph, req)
