@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -90,6 +90,12 @@ class Config(BaseSettings):
         validation_alias=_env("VIX_NODE_MODULES"),
         description="extra node modules to load, comma-separated",
     )
+
+    @field_validator("base_data_dir", "models_dir")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        # resolved once, at start: messages name the full path, and a later chdir changes nothing
+        return path.expanduser().resolve()
 
     def extra_node_modules(self) -> list[str]:
         return [name.strip() for name in self.node_modules.split(",") if name.strip()]
