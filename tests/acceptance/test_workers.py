@@ -121,3 +121,20 @@ def test_two_workers_run_every_task_exactly_once(tmp_path: Path, db_url: str) ->
         for worker in workers:
             worker.stop()
         server.stop()
+
+
+def test_a_long_silent_node_keeps_its_lease(tmp_path: Path, sqlite_url: str) -> None:
+    """One node working 4 s without reporting progress, under a 1.5 s lease: the worker's heartbeat
+    keeps the claim alive, so the task runs once and is never handed to anyone else."""
+    log = tmp_path / "runs.log"
+    server = Server(tmp_path, sqlite_url, VIX_LEASE_SECONDS="1.5", VIX_MAX_ATTEMPTS="3")
+    server.start()
+    try:
+        server.install(record_flow(log, seconds=4.0, steps=1))
+        task_id = _create(server, "slow")
+        with server.client() as http:
+            done = wait_for(task_id, http, timeout=60)
+        assert done["status"] == "completed" and done["attempts"] == 1
+        assert len(_runs(log)) == 1
+    finally:
+        server.stop()

@@ -86,7 +86,7 @@ class TaskQueue:
                 log.info(
                     "task claimed", extra={"action": "task_claimed", "task_id": task.id, "worker": worker_id}
                 )
-                return wire.for_worker(task)
+                return wire.for_worker(task, self.lease_seconds)
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self.stopping:
                 return None

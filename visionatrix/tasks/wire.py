@@ -52,7 +52,9 @@ def summary(task: Task, child_tasks: list[int]) -> dict[str, Any]:
     return {key: full[key] for key in _SUMMARY}
 
 
-def for_worker(task: Task) -> dict[str, Any]:
+def for_worker(task: Task, lease_seconds: float) -> dict[str, Any]:
     data = details(task, [])
     data["flow_comfy"] = task.flow_graph
+    # extension: how often the worker must report for its claim to stay alive
+    data["lease_seconds"] = lease_seconds
     return data

@@ -98,7 +98,9 @@ def run_task(
             device=device,
             precision=precision,
         )
-        with Heartbeat(client, task_id, details, cancel, heartbeat_every) as beat:
+        # beat well inside the server's lease (when it says), so a slow node never loses its claim
+        every = min(heartbeat_every, float(task.get("lease_seconds") or heartbeat_every) / 3)
+        with Heartbeat(client, task_id, details, cancel, every) as beat:
             env.on_overall = beat.update
             try:
                 outputs = run_graph(task["flow_comfy"], env)
