@@ -16,6 +16,7 @@ import threading
 import click
 
 from visionatrix.config import Config, Mode, describe_environment
+from visionatrix.errors import VixError
 
 log = logging.getLogger("visionatrix")
 
@@ -67,11 +68,7 @@ def run(
         if config.mode is Mode.WORKER:
             sys.exit(_run_worker(config))
         _run_server(config)
-    except Exception as exc:  # a start-up failure is one clear line, not a traceback
-        from visionatrix.errors import VixError
-
-        if not isinstance(exc, VixError):
-            raise
+    except VixError as exc:  # a start-up failure is one clear line, not a traceback
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
 
@@ -215,7 +212,6 @@ def create_user(name: str, password: str, admin: bool, full_name: str, email: st
     """Create a user in the configured database (SERVER mode)."""
     from visionatrix import users
     from visionatrix.db.engine import create_engine, session_factory, upgrade_to_head
-    from visionatrix.errors import VixError
 
     async def go() -> None:
         engine = create_engine(Config().database_url())
