@@ -70,7 +70,7 @@ class TaskQueue:
         worker_id = worker_identity(user, request.worker_details)
         deadline = time.monotonic() + max(0.0, wait)
         while True:
-            await self.expire_leases()
+            # expired leases are the sweeper's job (api.app); it wakes waiters when it requeues one
             async with self.sessions() as session:
                 if request.known_flows is not None and await self._flows_changed(
                     session, request.known_flows
