@@ -18,6 +18,10 @@ DEFAULT_GEMINI_MODEL = "gemini-2.0-flash-001"
 DEFAULT_TIMEOUT = 180.0
 # never returned by the settings API, never logged
 SECRET_KEYS = frozenset({"google_api_key", "openai_api_key"})
+# graph nodes that call a provider: a task with one of these gets the provider settings
+NODE_CLASSES = frozenset(
+    {"OllamaGenerate", "OllamaGenerateAdvance", "OllamaGenerateV2", "OllamaVision", "Ask_Gemini"}
+)
 
 
 @dataclass(frozen=True)
@@ -71,3 +75,9 @@ class LLMSettings:
 def from_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The LLM settings a worker's environment sets (``OLLAMA_URL`` for ``ollama_url``...)."""
     return {key: environ[key.upper()] for key in LLMSettings.keys() if environ.get(key.upper(), "").strip()}
+
+
+def for_run(sent: Mapping[str, object] | None, environ: Mapping[str, str]) -> LLMSettings:
+    """A worker's settings for one task: what the server sent with it, under the worker's own
+    environment (a worker can keep its own Ollama, or a key the server never sees)."""
+    return LLMSettings.from_mapping(sent or {}).overridden_by(from_environment(environ))

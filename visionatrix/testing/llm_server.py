@@ -97,8 +97,7 @@ class LLMServer:
             return self.answers[seen.text]
         if self.answer is not None:
             return self.answer(seen)
-        images = "".join(f" [{fmt} {w}x{h}]" for fmt, (w, h) in seen.images)
-        return f"{seen.model}{images}: {seen.text}"
+        return echo(seen)
 
     def __enter__(self) -> LLMServer:
         self._loopback.start()
@@ -110,6 +109,12 @@ class LLMServer:
     def _take_fault(self) -> Fault | None:
         with self._lock:
             return self.faults.pop(0) if self.faults else None
+
+
+def echo(seen: Seen) -> str:
+    """The default answer: the model, each image's format and size, then the user's text."""
+    images = "".join(f" [{fmt} {w}x{h}]" for fmt, (w, h) in seen.images)
+    return f"{seen.model}{images}: {seen.text}"
 
 
 def decode_image(data: Any, where: str) -> tuple[str, tuple[int, int]]:
