@@ -23,13 +23,7 @@ needs_fixtures = pytest.mark.skipif(not ASK_AI.is_file(), reason=f"fixture flows
 
 
 @pytest.fixture(scope="module")
-def llm() -> Iterator[LLMServer]:
-    with LLMServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, llm: LLMServer) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory, llm_server: LLMServer) -> Iterator[Server]:
     workdir = tmp_path_factory.mktemp("llm")
     vix = Server(workdir, f"sqlite:///{workdir / 'vix.db'}")
     vix.start()
@@ -43,11 +37,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, llm: LLMServer) -> Iterator
 
 @pytest.fixture
 def http(server: Server, llm: LLMServer) -> Iterator[httpx.Client]:
-    llm.seen.clear()
-    llm.faults.clear()
-    llm.answers.clear()
-    llm.answer = None
-    llm.delay = 0.0
     with server.client(timeout=60) as client:
         settings(
             client,

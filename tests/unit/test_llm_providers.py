@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -24,20 +23,6 @@ from visionatrix.llm import (
 )
 from visionatrix.llm.http import Transport
 from visionatrix.testing.llm_server import LLMServer
-
-
-@pytest.fixture(scope="module")
-def llm() -> Iterator[LLMServer]:
-    with LLMServer() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _fresh(llm: LLMServer) -> None:
-    llm.seen.clear()
-    llm.faults.clear()
-    llm.answers.clear()
-    llm.delay = 0.0
 
 
 def _image(fmt: str, size: tuple[int, int] = (8, 6)) -> bytes:

@@ -89,8 +89,13 @@ class LLMServer:
     def fail_next(self, times: int, status: int, retry_after: str | None = None) -> None:
         self.faults.extend(Fault(status, retry_after) for _ in range(times))
 
-    def requests_to(self, provider: str) -> list[Seen]:
-        return [s for s in self.seen if s.provider == provider]
+    def reset(self) -> None:
+        """Forget what was seen; no canned answers, faults or delay."""
+        self.seen.clear()
+        self.faults.clear()
+        self.answers.clear()
+        self.answer = None
+        self.delay = 0.0
 
     def reply_for(self, seen: Seen) -> str:
         if seen.text in self.answers:
