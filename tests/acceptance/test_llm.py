@@ -389,3 +389,16 @@ def test_images_reach_the_provider_as_the_pack_encodes_them(http: httpx.Client, 
             else seen.body["contents"][0]["parts"][1]["inlineData"]["data"]
         )
         assert Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB").getpixel((2, 2)) == expected
+
+
+def test_nodes_retry_an_overloaded_provider_and_time_out_a_silent_one(
+    http: httpx.Client, llm: LLMServer
+) -> None:
+    llm.fail_next(2, 503)
+    task, _text = run(http, "llm_nodes", {"prompt": "x"}, _photo((8, 8)))
+    assert task["error"] == "" and len(llm.seen) == 5  # two refused, then the three nodes' requests
+    settings(http, llm_timeout="0.5")
+    llm.delay = 3.0
+    task, _text = run(http, "llm_nodes", {"prompt": "x"}, _photo((8, 8)))
+    assert task["error"].startswith("node 4 (OllamaVision): ollama: no answer from http://127.0.0.1:")
+    assert task["error"].endswith("within 0.5 s (llm_timeout)")
