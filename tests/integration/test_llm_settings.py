@@ -1,5 +1,6 @@
-"""Which LLM settings reach whom, on real SQLite and PostgreSQL: a user's own values win, the
-server's own calls use the admin's secrets, a worker gets them only when it is an admin's."""
+"""Which LLM settings reach whom, on real SQLite and PostgreSQL: a user's own values win (but a
+user's endpoints only on the user's own worker), the server's own calls use the admin's secrets,
+a worker gets them only when it is an admin's."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ async def _scenario(url: str) -> dict[str, Any]:
             await settings.set_global(session, "gemini_model", "gemini-2.5-flash", sensitive=False)
             await settings.set_global(session, "ollama_url", "http://ollama:11434", sensitive=False)
             await settings.set_user(session, ALICE, "ollama_url", "http://alice-ollama:11434")
+            await settings.set_user(session, ALICE, "gemini_model", "gemini-1.5-alice")
         async with sessions() as session:
 
             def claim(worker: UserInfo, graph: dict[str, Any]) -> Any:
@@ -48,15 +50,18 @@ def test_settings_reach_the_server_and_workers_as_they_should(db_url: str) -> No
     seen = asyncio.run(_scenario(db_url))
     assert seen["read_by_admin"] == ""  # write-only, even for the admin who wrote it
     server = seen["server"]
-    assert server.google_api_key == "admin-key" and server.ollama_url == "http://alice-ollama:11434"
+    # the server calls the endpoints the admin set, never one a user chose; a user's model counts
+    assert server.google_api_key == "admin-key" and server.ollama_url == "http://ollama:11434"
+    assert server.gemini_model == "gemini-1.5-alice"
     assert seen["admin_worker"]["llm_settings"] == {
         "google_api_key": "admin-key",
-        "gemini_model": "gemini-2.5-flash",
-        "ollama_url": "http://alice-ollama:11434",
+        "gemini_model": "gemini-1.5-alice",
+        "ollama_url": "http://ollama:11434",
     }
-    # a secret is stored sensitive whatever the request said: a user's own worker never gets it
+    # a secret is stored sensitive whatever the request said: a user's own worker never gets it,
+    # but it does call the user's own endpoints
     assert seen["own_worker"]["llm_settings"] == {
-        "gemini_model": "gemini-2.5-flash",
+        "gemini_model": "gemini-1.5-alice",
         "ollama_url": "http://alice-ollama:11434",
     }
     assert "llm_settings" not in seen["no_llm_nodes"]

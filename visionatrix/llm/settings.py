@@ -18,6 +18,9 @@ DEFAULT_GEMINI_MODEL = "gemini-2.0-flash-001"
 DEFAULT_TIMEOUT = 180.0
 # never returned by the settings API, never logged
 SECRET_KEYS = frozenset({"google_api_key", "openai_api_key"})
+# where requests go: a user's own value serves only that user's own worker, never the server or
+# an admin's worker (else any user could make them send requests anywhere and read the answer)
+ENDPOINT_KEYS = frozenset({"ollama_url", "gemini_url", "openai_url", "google_proxy"})
 # graph nodes that call a provider: a task with one of these gets the provider settings
 NODE_CLASSES = frozenset(
     {"OllamaGenerate", "OllamaGenerateAdvance", "OllamaGenerateV2", "OllamaVision", "Ask_Gemini"}
