@@ -11,7 +11,10 @@ VixError
  ├── ModelMissing        a model file is not on disk (offline, or not installed yet)
  ├── ModelDownloadError  a model could not be fetched or failed verification
  ├── NodeError           a node failed while running a graph; names node id and class
- └── Cancelled           the running graph was asked to stop
+ ├── Cancelled           the running graph was asked to stop
+ └── ProviderError       an LLM provider (Ollama, Gemini, OpenAI-compatible) refused or failed
+      ├── ProviderNotConfigured  no provider chosen, or a required key/URL/model is missing
+      └── ProviderTimeout        the provider did not answer in time
 """
 
 from __future__ import annotations
@@ -83,3 +86,20 @@ class NodeError(VixError):
 
 class Cancelled(VixError):
     """The task was cancelled."""
+
+
+class ProviderError(VixError):
+    """The LLM provider failed."""
+
+    def __init__(self, provider: str, reason: str) -> None:
+        self.provider = provider
+        self.reason = reason
+        super().__init__(f"{provider}: {reason}")
+
+
+class ProviderNotConfigured(ProviderError):
+    """The LLM provider is not configured."""
+
+
+class ProviderTimeout(ProviderError):
+    """The LLM provider did not answer in time."""

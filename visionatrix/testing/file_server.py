@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from visionatrix.testing.loopback import Loopback
 
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
 REPO_COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -38,14 +39,11 @@ class FileServer:
     requests: list[Request] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        self._loopback = Loopback(_handler_for(self))
 
     @property
     def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._loopback.url
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -55,13 +53,11 @@ class FileServer:
         return self.url(path)
 
     def __enter__(self) -> FileServer:
-        self._thread.start()
+        self._loopback.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._loopback.stop()
 
 
 def _handler_for(server: FileServer) -> type[BaseHTTPRequestHandler]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import os
 import tempfile
 import threading
 import time
@@ -14,6 +15,7 @@ from visionatrix.client import Client, ClientError, NotFound
 from visionatrix.engine.context import ModelStore, RunEnv
 from visionatrix.engine.executor import run_graph
 from visionatrix.errors import Cancelled, VixError
+from visionatrix.llm import settings as llm_settings
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,7 @@ def run_task(
             cancel=cancel,
             device=device,
             precision=precision,
+            options={"llm": llm_settings.for_run(task.get("llm_settings"), os.environ)},
         )
         # beat well inside the server's lease (when it says), so a slow node never loses its claim
         every = min(heartbeat_every, float(task.get("lease_seconds") or heartbeat_every) / 3)
