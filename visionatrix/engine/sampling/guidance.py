@@ -22,7 +22,7 @@ from visionatrix.engine.sampling.diffusion_model import DiffusionModel, UNetBatc
 _MAX_REPEAT = 4  # text lengths are padded by repetition up to 4× to share a UNet batch (ComfyUI's limit)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: entries hold tensors
 class _Prepared:
     side: int  # 0 = positive, 1 = negative
     embeds: Tensor  # (1, L, C) on device

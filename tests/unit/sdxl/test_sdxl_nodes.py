@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +23,16 @@ pytest.importorskip("diffusers")
 from safetensors.torch import load_file, save_file  # noqa: E402
 
 from tests.support import FIXTURES  # noqa: E402
+from tests.unit.sdxl.chain import CKPT, assert_image, generate, make_ctx, run  # noqa: E402
 from visionatrix.engine.context import NodeContext, RunEnv  # noqa: E402
 from visionatrix.engine.executor import run_graph  # noqa: E402
 from visionatrix.engine.nets import sdxl_keys as keys  # noqa: E402
 from visionatrix.engine.nets import sdxl_loader as loader  # noqa: E402
 from visionatrix.engine.nets.sdxl_text import token_windows, tokenizer  # noqa: E402
-from visionatrix.engine.registry import lookup  # noqa: E402
 from visionatrix.errors import Cancelled, InvalidInput  # noqa: E402
 from visionatrix.models.cache import ModelStore  # noqa: E402
 from visionatrix.models.device import choose_precision  # noqa: E402
-from visionatrix.testing.tiny_sdxl import tiny_configs, write_tiny_sdxl_checkpoint  # noqa: E402
+from visionatrix.testing.tiny_sdxl import tiny_configs  # noqa: E402
 
 pytestmark = pytest.mark.models
 
@@ -42,100 +41,6 @@ MANIFEST = SHARED / "sdxl" / "sdxl_checkpoint.state_dict.json"
 FLOW = SHARED / "vixflows" / "flows" / "sdxl_lighting.json"
 needs_manifest = pytest.mark.skipif(not MANIFEST.is_file(), reason="shared SDXL layout fixture not present")
 needs_flow = pytest.mark.skipif(not FLOW.is_file(), reason="shared Visionatrix flow fixtures not present")
-CKPT = "tiny_sdxl.safetensors"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """The tiny model's ops are too small to share: on a busy 2-core machine a second OpenMP thread
-    made these tests 3-4× slower (22 s → 80 s), and never faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("models")
-    write_tiny_sdxl_checkpoint(root / "checkpoints" / CKPT, seed=0)
-    return root
-
-
-@pytest.fixture(scope="module")
-def store(models_dir: Path) -> ModelStore:
-    return ModelStore(models_dir)  # shared: the tiny model loads once per precision
-
-
-@pytest.fixture
-def progress() -> list[tuple[str, float]]:
-    return []
-
-
-def make_ctx(store: ModelStore, tmp: Path, progress: list[tuple[str, float]], precision: str) -> NodeContext:
-    env = RunEnv(
-        models=store,
-        input_dir=tmp,
-        output_dir=tmp,
-        tmp_dir=tmp,
-        precision=precision,
-        on_progress=lambda node_id, fraction: progress.append((node_id, fraction)),
-    )
-    return NodeContext(env, "3", "test")
-
-
-@pytest.fixture
-def ctx(store: ModelStore, tmp_path: Path, progress: list[tuple[str, float]]) -> NodeContext:
-    return make_ctx(store, tmp_path, progress, "float32")
-
-
-def run(class_type: str, ctx: NodeContext, **inputs: Any) -> tuple[Any, ...]:
-    """Run one node; its progress reports carry its class name as the node id."""
-    cls = lookup(class_type)
-    assert cls is not None, class_type
-    return cls().run(NodeContext(ctx.env, class_type, class_type), **inputs)
-
-
-def generate(
-    ctx: NodeContext,
-    *,
-    seed: int = 1,
-    size: int = 64,
-    steps: int = 4,
-    sampler: str = "euler",
-    scheduler: str = "sgm_uniform",
-    cfg: float = 1.0,
-    negative: str = "ugly",
-    denoise: float = 1.0,
-    batch: int = 1,
-) -> np.ndarray:
-    """The sdxl_lighting flow's chain: loader, 2 × CLIPTextEncode, EmptyLatentImage, KSampler, VAEDecode."""
-    model, clip, vae = run("CheckpointLoaderSimple", ctx, ckpt_name=CKPT)
-    (positive,) = run("CLIPTextEncode", ctx, text="a photo of a cat", clip=clip)
-    (negative_cond,) = run("CLIPTextEncode", ctx, text=negative, clip=clip)
-    (latent,) = run("EmptyLatentImage", ctx, width=size, height=size, batch_size=batch)
-    (samples,) = run(
-        "KSampler",
-        ctx,
-        model=model,
-        seed=seed,
-        steps=steps,
-        cfg=cfg,
-        sampler_name=sampler,
-        scheduler=scheduler,
-        positive=positive,
-        negative=negative_cond,
-        latent_image=latent,
-        denoise=denoise,
-    )
-    (image,) = run("VAEDecode", ctx, samples=samples, vae=vae)
-    return image
-
-
-def assert_image(image: np.ndarray, size: int, batch: int = 1) -> None:
-    assert image.shape == (batch, size, size, 3) and image.dtype == np.float32
-    assert np.isfinite(image).all() and image.min() >= 0.0 and image.max() <= 1.0
-    assert image.std() > 0.01  # an image, not a constant
 
 
 # --- tokenizers -------------------------------------------------------------------------------------
