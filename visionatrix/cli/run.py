@@ -49,7 +49,7 @@ def run(
 
         if not config.server:
             raise click.UsageError("WORKER mode needs --server URL (or VIX_SERVER)")
-        raise click.exceptions.Exit(run_worker(config))
+        run_worker(config)
     _run_server(config)
 
 
