@@ -19,7 +19,10 @@ def _graph(name: str) -> dict[str, Any]:
 
     path = Path(name)
     if path.suffix == ".json" and path.is_file():
-        return json.loads(path.read_text())  # type: ignore[no-any-return]
+        try:
+            return json.loads(path.read_text())  # type: ignore[no-any-return]
+        except json.JSONDecodeError as exc:
+            raise VixError(f"{path} is not a JSON flow file: {exc}") from None
     flows = builtin_flows()
     if name not in flows:
         raise VixError(
@@ -28,35 +31,42 @@ def _graph(name: str) -> dict[str, Any]:
     return flows[name]
 
 
-def install_locally(config: Config, name: str) -> int:
+@click.command("install-flow")
+@click.argument("name")
+def install_flow(name: str) -> None:
+    """Download a flow's models into MODELS_DIR (with progress) and install it in the local database.
+
+    NAME is a flow of the built-in catalog or a path to a flow JSON file.
+    """
+    config = Config()
+    graph = _graph(name)
+    count = _download_models(config, graph)
+    flow = asyncio.run(_register(config, graph))
+    click.echo(f"installed flow {flow['name']} ({count} model file(s) in {config.models_dir})")
+
+
+def _download_models(config: Config, graph: dict[str, Any]) -> int:
     from visionatrix.models import catalog as model_catalog
     from visionatrix.models.download import ensure_models
 
-    try:
-        graph = _graph(name)
-        entries = model_catalog.match_graph(graph, model_catalog.load_builtin_catalog())
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()
-        ) as progress:
-            bars: dict[str, TaskID] = {}
+    entries = model_catalog.match_graph(graph, model_catalog.load_builtin_catalog())
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()
+    ) as progress:
+        bars: dict[str, TaskID] = {}
 
-            def show(filename: str, done: int, total: int) -> None:
-                if filename not in bars:
-                    bars[filename] = progress.add_task(filename, total=total or None)
-                progress.update(bars[filename], completed=done, total=total or None)
+        def show(filename: str, done: int, total: int) -> None:
+            if filename not in bars:
+                bars[filename] = progress.add_task(filename, total=total or None)
+            progress.update(bars[filename], completed=done, total=total or None)
 
-            ensure_models(
-                entries,
-                config.models_dir,
-                on_progress=show,
-                hf_token=config.hf_auth_token.get_secret_value() or None,
-            )
-        flow = asyncio.run(_register(config, graph))
-    except VixError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        return 1
-    click.echo(f"installed flow {flow['name']} ({len(entries)} model file(s) in {config.models_dir})")
-    return 0
+        ensure_models(
+            entries,
+            config.models_dir,
+            on_progress=show,
+            hf_token=config.hf_auth_token.get_secret_value() or None,
+        )
+    return len(entries)
 
 
 async def _register(config: Config, graph: dict[str, Any]) -> dict[str, Any]:
