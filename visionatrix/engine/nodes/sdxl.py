@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from visionatrix.engine.context import NodeContext
+from visionatrix.engine.model_inputs import ModelInput
 from visionatrix.engine.registry import node
 from visionatrix.errors import InvalidInput
 
@@ -66,6 +67,8 @@ class SdxlVae:
 
 @node("CheckpointLoaderSimple")
 class CheckpointLoaderSimple:
+    model_inputs = {"ckpt_name": ModelInput(CHECKPOINT_FOLDER, {"sdxl"})}
+
     def run(self, ctx: NodeContext, ckpt_name: str) -> tuple[SdxlModel, SdxlClip, SdxlVae]:
         import torch
 
