@@ -97,9 +97,10 @@ def test_a_url_ending_in_a_slash_gets_flows_zip_and_builtin_extends() -> None:
         found = asyncio.run(sources.flows())
     assert versions(found)["my_flow"] == "1.0.0"
     assert versions(found)["sdxl_lighting"] == "99.0.0", "the higher version wins"
-    assert versions(found)["remove_background_birefnet"] == parse_flow(
-        shipped_flows()["remove_background_birefnet"]
-    ).version
+    assert (
+        versions(found)["remove_background_birefnet"]
+        == parse_flow(shipped_flows()["remove_background_birefnet"]).version
+    )
     assert "remove_background_birefnet" in found and len(found) == 53 + 1
 
 
