@@ -40,8 +40,9 @@ def test_an_sdxl_flow_runs_and_its_checkpoint_takes_the_catalog_name(tmp_path: P
 def test_an_unknown_sampler_is_named_with_its_node(tmp_path: Path) -> None:
     verdict = assess(fixture("realvis_xl"), CATALOG, tmp_path)
     assert verdict.reasons == [
-        "sampler 'dpmpp_sde' (node 27 KSampler) is not implemented here; implemented: "
+        "sampler 'dpmpp_sde' (node 27 KSampler) is not implemented here (implemented: "
         + ", ".join(sampling_names.SAMPLER_NAMES)
+        + ")"
     ]
 
 
@@ -50,14 +51,14 @@ def test_each_reason_is_listed(tmp_path: Path) -> None:
     assert reasons[0] == "node classes this engine does not implement: VixDynamicLoraDefinition"
     assert reasons[1] == (
         "node 2 CheckpointLoaderSimple.ckpt_name: hunyuan_dit_1.2.safetensors (HunyuanDiT) is Hunyuan-DiT"
-        " (by the model catalog); this node loads SDXL only"
+        " (by the model catalog), but this node loads only SDXL"
     )
     assert len(reasons) == 2
 
 
 def test_an_unverified_architecture_is_refused(tmp_path: Path) -> None:
     reasons = assess(fixture("remove_background_bria"), CATALOG, tmp_path).reasons
-    assert len(reasons) == 1 and "BRIA RMBG-2.0" in reasons[0] and "loads BiRefNet only" in reasons[0]
+    assert len(reasons) == 1 and "BRIA RMBG-2.0" in reasons[0] and "loads only BiRefNet" in reasons[0]
 
 
 def with_sampler_list(default: str) -> dict[str, Any]:
@@ -92,8 +93,9 @@ def test_a_sampler_list_whose_default_runs_loses_the_choices_that_do_not(tmp_pat
 def test_a_sampler_list_whose_default_fails_is_refused(tmp_path: Path) -> None:
     verdict = assess(with_sampler_list("DPM++ SDE"), CATALOG, tmp_path)
     assert verdict.reasons == [
-        "sampler 'dpmpp_sde' (node 300 VixUiList default) is not implemented here; implemented: "
+        "sampler 'dpmpp_sde' (node 300 VixUiList default) is not implemented here (implemented: "
         + ", ".join(sampling_names.SAMPLER_NAMES)
+        + ")"
     ]
 
 
@@ -105,7 +107,7 @@ def test_a_file_on_disk_is_judged_by_its_header_not_the_catalog(tmp_path: Path) 
     reasons = assess(fixture("animagine_xl"), CATALOG, tmp_path).reasons
     assert reasons == [
         "node 2 CheckpointLoaderSimple.ckpt_name: animagine-xl-4.0-opt.safetensors (animagine-xl-4.0-opt)"
-        " is Stable Diffusion 1.x (by its file header); this node loads SDXL only"
+        " is Stable Diffusion 1.x (by its file header), but this node loads only SDXL"
     ]
     write_header(target, sorted(SDXL_KEYS))
     assert assess(fixture("animagine_xl"), CATALOG, tmp_path).runnable

@@ -83,8 +83,8 @@ def _check_sampling(result: Assessment) -> None:
                 _check_list_source(result, str(value[0]), what, known, unknown)
     for (what, name), places in unknown.items():
         result.reasons.append(
-            f"{what} {name!r} ({', '.join(sorted(set(places)))}) is not implemented here;"
-            f" implemented: {', '.join(_NAMES_BY_WHAT[what])}"
+            f"{what} {name!r} ({', '.join(sorted(set(places)))}) is not implemented here"
+            f" (implemented: {', '.join(_NAMES_BY_WHAT[what])})"
         )
 
 
@@ -209,7 +209,9 @@ def _kind_problem(where: str, what: str, kind: str | None, detail: str, declared
     if kind in declared.kinds:
         return None
     loads = " or ".join(sorted(architecture.describe_kind(k) for k in declared.kinds))
-    return f"{where}: {what} is {architecture.describe_kind(kind)} ({detail}); this node loads {loads} only"
+    return (
+        f"{where}: {what} is {architecture.describe_kind(kind)} ({detail}), but this node loads only {loads}"
+    )
 
 
 # --- graph walking -------------------------------------------------------------------------------
