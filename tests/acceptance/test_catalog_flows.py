@@ -8,6 +8,8 @@ import io
 import json
 import subprocess
 import sys
+import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import pytest
 from PIL import Image
 
 from tests.support import FIXTURES, Server, wait_for
+from visionatrix.testing.file_server import FileServer
 
 pytest.importorskip("torch", reason="running the catalog flows needs the worker extra (torch)")
 
@@ -151,8 +154,6 @@ def test_the_cli_lists_the_catalog_with_why_a_flow_does_not_run(server: Server) 
 
 
 def test_flows_url_serves_a_remote_catalog_and_its_updates(tmp_path: Path) -> None:
-    from visionatrix.testing.file_server import FileServer
-
     with FileServer() as files:
         files.add("/vix/flows.zip", _zip(_invert_flow("1.0.0")))
         remote = Server(
@@ -173,6 +174,7 @@ def test_flows_url_serves_a_remote_catalog_and_its_updates(tmp_path: Path) -> No
                     listed = http.get("/vapi/flows/not-installed").json()
                     if listed[0]["version"] == "1.1.0":
                         break
+                    time.sleep(0.05)
                 assert listed[0]["version"] == "1.1.0"
                 assert any(r.if_none_match for r in files.requests), "revalidated with the ETag"
                 assert http.post("/vapi/flows/flow", params={"name": "invert"}).status_code == 200
@@ -203,10 +205,56 @@ def _invert_flow(version: str) -> dict[str, Any]:
     }
 
 
-def _zip(graph: dict[str, Any]) -> bytes:
-    import zipfile
-
+def _zip(graph: dict[str, Any], name: str = "invert") -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("flows/invert.json", json.dumps(graph))
+        archive.writestr(f"flows/{name}.json", json.dumps(graph))
     return buffer.getvalue()
+
+
+def test_a_download_whose_header_contradicts_the_catalog_is_not_installed(tmp_path: Path) -> None:
+    """The catalog says SDXL; the file that arrives is SD 1.x: the install fails, no task ever runs."""
+    import hashlib
+
+    from tests.unit.test_model_architecture import SDXL_KEYS, write_header
+
+    sd1 = {k for k in SDXL_KEYS if k.startswith("model.diffusion_model.") and "label_emb" not in k}
+    fake = write_header(tmp_path / "fake.safetensors", sorted(sd1 | {"cond_stage_model.transformer.x"}))
+    data = fake.read_bytes()
+    graph = json.loads((FIXTURE_FLOWS / "animagine_xl.json").read_text())
+    graph["276"]["inputs"]["name"] = "disguised"
+    graph["2"]["inputs"]["ckpt_name"] = "disguised.safetensors"
+    with FileServer() as files:
+        entry = {
+            "regexes": [{"input_value": "^disguised\\.safetensors$"}],
+            "url": files.add("/m/disguised.safetensors", data),
+            "hash": hashlib.sha256(data).hexdigest(),
+            "file_size": len(data),
+            "types": ["checkpoints"],
+            "architecture": "sdxl",
+        }
+        files.add("/m/models_catalog.json", json.dumps({"Disguised": entry}).encode())
+        files.add("/f/flows.zip", _zip(graph, "disguised"))
+        server = Server(
+            tmp_path,
+            f"sqlite:///{tmp_path / 'vix.db'}",
+            FLOWS_URL=files.url("/f/flows.zip"),
+            MODELS_CATALOG_URL=files.url("/m/models_catalog.json"),
+        )
+        server.start()
+        try:
+            with server.client() as http:
+                (listed,) = http.get("/vapi/flows/not-installed").json()
+                assert listed["runnable"], "the catalog alone says SDXL"
+                assert http.post("/vapi/flows/flow", params={"name": "disguised"}).status_code == 200
+                for _ in range(200):
+                    (progress,) = http.get("/vapi/flows/install-progress").json()
+                    if progress["finished_at"]:
+                        break
+                    time.sleep(0.05)
+                assert "is Stable Diffusion 1.x (by its file header)" in progress["error"], progress
+                assert http.get("/vapi/flows/installed").json() == []
+                (listed,) = http.get("/vapi/flows/not-installed").json()
+                assert not listed["runnable"] and "by its file header" in listed["unsupported_reasons"][0]
+        finally:
+            server.stop()
