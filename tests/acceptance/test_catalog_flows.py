@@ -184,6 +184,13 @@ def test_flows_url_serves_a_remote_catalog_and_its_updates(tmp_path: Path) -> No
                 task = wait_for(created.json()["tasks_ids"][0], http, timeout=60)
                 assert task["error"] == ""
                 assert http.post("/vapi/flows/flow", params={"name": "sdxl_lighting"}).status_code == 404
+                (installed,) = http.get("/vapi/flows/installed").json()
+                assert (installed["private"], installed["new_version_available"]) == (False, "")
+                files.add("/vix/flows.zip", _zip(_invert_flow("1.2.0")))
+                time.sleep(0.6)
+                assert http.get("/vapi/flows/not-installed").json() == []
+                (installed,) = http.get("/vapi/flows/installed").json()
+                assert (installed["version"], installed["new_version_available"]) == ("1.1.0", "1.2.0")
         finally:
             remote.stop()
 

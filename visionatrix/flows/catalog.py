@@ -32,7 +32,7 @@ from visionatrix.errors import (
 from visionatrix.flows.model import Flow
 from visionatrix.flows.parser import parse_flow
 from visionatrix.flows.runnable import Assessment, assess
-from visionatrix.flows.sources import CatalogSources, shipped_flows
+from visionatrix.flows.sources import CatalogSources, shipped_flows, version_of
 from visionatrix.models import catalog as model_catalog
 from visionatrix.models.catalog import ModelEntry
 from visionatrix.models.download import ensure_models
@@ -86,7 +86,24 @@ class FlowCatalog:
         return flow, verdict
 
     async def installed(self, session: AsyncSession) -> list[dict[str, Any]]:
-        return [self._refresh(row.flow) for row in await db_flows.all_installed(session)]
+        """Installed flows; Visionatrix's ``private`` and ``new_version_available`` from the catalog as
+        last read (this listing never waits on a remote catalog)."""
+        catalog = self.sources.current_flows()
+        return [
+            self._versioned(self._refresh(row.flow), catalog) for row in await db_flows.all_installed(session)
+        ]
+
+    @staticmethod
+    def _versioned(flow: dict[str, Any], catalog: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+        if catalog is None:
+            return flow
+        newer = catalog.get(flow["name"])
+        latest = parse_flow(newer).version if newer is not None else ""
+        flow["private"] = newer is None
+        flow["new_version_available"] = (
+            latest if version_of(latest) > version_of(flow.get("version", "")) else ""
+        )
+        return flow
 
     async def not_installed(self, session: AsyncSession) -> list[dict[str, Any]]:
         """Every catalog flow not installed, with whether this server can run it and why not."""

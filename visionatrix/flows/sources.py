@@ -162,6 +162,10 @@ class CatalogSources:
         await self._refresh()
         return self._flows
 
+    def current_flows(self) -> dict[str, dict[str, Any]] | None:
+        """The flows as last read, without looking again (``None`` before the first read)."""
+        return self._flows if self._loaded else None
+
     async def models(self) -> dict[str, model_catalog.ModelEntry]:
         await self._refresh()
         return self._models
@@ -215,10 +219,10 @@ def _flow_from(member: str, raw: bytes) -> tuple[str, Version, dict[str, Any]] |
     except (UnicodeDecodeError, json.JSONDecodeError, VixError) as exc:
         log.warning("catalog: %s is not a flow, skipped: %s", member, exc)
         return None
-    return flow.name, _version(flow.version), graph
+    return flow.name, version_of(flow.version), graph
 
 
-def _version(text: str) -> Version:
+def version_of(text: str) -> Version:
     try:
         return Version(text or "0")
     except InvalidVersion:
