@@ -44,6 +44,7 @@ class Assessment:
     reasons: list[str] = field(default_factory=list)
     removed_options: dict[str, list[str]] = field(default_factory=dict)  # input name -> labels removed
     missing_node_classes: list[str] = field(default_factory=list)
+    models: list[ModelEntry] = field(default_factory=list)  # catalog entries the graph uses, each once
 
     @property
     def runnable(self) -> bool:
@@ -140,6 +141,8 @@ def _check_models(result: Assessment, catalog: Mapping[str, ModelEntry], models_
     uses: dict[tuple[str, str], list[ModelUse]] = defaultdict(list)
     for use in graph_uses(result.graph, catalog):
         uses[(use.node_id, use.input_name)].append(use)
+        if use.entry not in result.models:
+            result.models.append(use.entry)
     for node_id, node in _implemented_nodes(result.graph):
         for input_name, declared in model_inputs(node["class_type"]).items():
             if input_name not in node["inputs"]:

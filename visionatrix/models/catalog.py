@@ -22,7 +22,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
@@ -90,6 +90,7 @@ class ModelEntry:
         return any(rule.matches(class_type, input_name, value) for rule in self.rules)
 
 
+@lru_cache(maxsize=4096)  # asked once per catalog entry for each input of a graph
 def looks_like_model_file(value: str) -> bool:
     if "://" in value or "\n" in value:
         return False
