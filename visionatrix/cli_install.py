@@ -14,13 +14,13 @@ from visionatrix.config import Config
 from visionatrix.errors import VixError
 
 
-def _graph(name: str) -> dict[str, Any]:
-    from visionatrix.flows.catalog import builtin_flows
+def _graph(name: str, config: Config) -> dict[str, Any]:
+    from visionatrix.flows.sources import CatalogSources
 
     path = Path(name)
     if path.suffix == ".json" and path.is_file():
         return json.loads(path.read_text())  # type: ignore[no-any-return]
-    flows = builtin_flows()
+    flows = asyncio.run(CatalogSources(config.flows_url).flows())
     if name not in flows:
         raise VixError(
             f"flow '{name}' is neither in the catalog ({', '.join(sorted(flows))}) nor a JSON file"
@@ -29,12 +29,18 @@ def _graph(name: str) -> dict[str, Any]:
 
 
 def install_locally(config: Config, name: str) -> int:
+    from visionatrix.engine import registry
+    from visionatrix.flows.runnable import require_runnable
+    from visionatrix.flows.sources import CatalogSources
     from visionatrix.models import catalog as model_catalog
     from visionatrix.models.download import ensure_models
 
     try:
-        graph = _graph(name)
-        entries = model_catalog.match_graph(graph, model_catalog.load_builtin_catalog())
+        graph = _graph(name, config)
+        catalog = asyncio.run(CatalogSources(config.flows_url, config.models_catalog_url).models())
+        registry.load_modules(config.extra_node_modules())
+        require_runnable(graph, catalog, config.models_dir)  # refused before any download
+        entries = model_catalog.match_graph(graph, catalog)
         with Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()
         ) as progress:
@@ -62,6 +68,7 @@ def install_locally(config: Config, name: str) -> int:
 async def _register(config: Config, graph: dict[str, Any]) -> dict[str, Any]:
     from visionatrix.db.engine import create_engine, session_factory, upgrade_to_head
     from visionatrix.flows.catalog import FlowCatalog
+    from visionatrix.flows.sources import CatalogSources
 
     engine = create_engine(config.database_url())
     try:
@@ -71,7 +78,10 @@ async def _register(config: Config, graph: dict[str, Any]) -> dict[str, Any]:
         async def no_token() -> str:
             return ""
 
-        catalog = FlowCatalog(sessions, config.models_dir, no_token, config.extra_node_modules())
+        sources = CatalogSources(config.flows_url, config.models_catalog_url)
+        catalog = FlowCatalog(
+            sessions, config.models_dir, no_token, config.extra_node_modules(), sources=sources
+        )
         async with sessions() as session:
             return await catalog.install(session, graph)
     finally:

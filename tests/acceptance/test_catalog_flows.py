@@ -265,3 +265,20 @@ def test_a_download_whose_header_contradicts_the_catalog_is_not_installed(tmp_pa
                 assert not listed["runnable"] and "by its file header" in listed["unsupported_reasons"][0]
         finally:
             server.stop()
+
+
+def test_install_flow_on_the_command_line_refuses_before_downloading(tmp_path: Path) -> None:
+    env = Server(tmp_path, f"sqlite:///{tmp_path / 'vix.db'}").env
+    done = subprocess.run(
+        [sys.executable, "-m", "visionatrix", "install-flow", "realvis_xl"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**env, "HF_HUB_OFFLINE": "1"},
+    )
+    assert done.returncode == 1
+    assert "error: flow 'realvis_xl' cannot run on this server: sampler 'dpmpp_sde'" in done.stderr
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").rglob("*")), (
+        "nothing downloaded"
+    )

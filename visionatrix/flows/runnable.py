@@ -31,7 +31,8 @@ from typing import Any
 
 from visionatrix.engine import registry, sampling_names
 from visionatrix.engine.model_inputs import ModelInput, model_inputs
-from visionatrix.errors import InvalidInput
+from visionatrix.errors import FlowNotRunnable, InvalidInput
+from visionatrix.flows.parser import parse_flow
 from visionatrix.models import architecture
 from visionatrix.models.catalog import ModelEntry, ModelUse, graph_uses
 
@@ -62,6 +63,16 @@ def assess(graph: Mapping[str, Any], catalog: Mapping[str, ModelEntry], models_d
     _check_sampling(result)
     _check_models(result, catalog, models_dir)
     return result
+
+
+def require_runnable(
+    graph: Mapping[str, Any], catalog: Mapping[str, ModelEntry], models_dir: Path
+) -> Assessment:
+    """``assess``, raising ``FlowNotRunnable`` with every reason when this server cannot run ``graph``."""
+    verdict = assess(graph, catalog, models_dir)
+    if not verdict.runnable:
+        raise FlowNotRunnable(parse_flow(graph).name, verdict.reasons)
+    return verdict
 
 
 # --- sampler and scheduler names -----------------------------------------------------------------
