@@ -107,7 +107,7 @@ def test_a_url_ending_in_a_slash_gets_flows_zip_and_builtin_extends() -> None:
 def test_a_lower_or_equal_version_does_not_replace_an_earlier_one(tmp_path: Path) -> None:
     shipped_version = shipped_flows()["sdxl_lighting"]
     (tmp_path / "old.zip").write_bytes(zipped(flow("sdxl_lighting", "0.1.0")))
-    found = asyncio.run(CatalogSources(f"builtin;{tmp_path / 'old.zip'}").flows())
+    found = asyncio.run(CatalogSources(f"builtin;file://{tmp_path / 'old.zip'}").flows())
     assert found["sdxl_lighting"] == shipped_version
 
 
