@@ -1,8 +1,8 @@
 """A real HTTP file server on a free local port, for download tests.
 
 It serves in-memory files with ``Range`` support, answers ``HEAD`` with the headers the Hugging
-Face Hub sends (``X-Repo-Commit``, ``ETag``), logs every request, and can misbehave on purpose:
-ignore ``Range`` or cut the connection after a number of bytes.
+Face Hub sends (``X-Repo-Commit``, ``ETag``), ``304`` to a matching ``If-None-Match``, logs every
+request, and can misbehave on purpose: ignore ``Range`` or cut the connection after a number of bytes.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ class Request:
     method: str
     path: str
     range: str | None
+    if_none_match: str | None = None
 
 
 @dataclass
@@ -60,6 +61,10 @@ class FileServer:
         self._loopback.stop()
 
 
+def _etag(served: ServedFile) -> str:
+    return f'"{hashlib.sha256(served.data).hexdigest()}"'
+
+
 def _handler_for(server: FileServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -75,10 +80,15 @@ def _handler_for(server: FileServer) -> type[BaseHTTPRequestHandler]:
 
         def _answer(self, body: bool) -> None:
             path = self.path.split("?", 1)[0]
-            server.requests.append(Request(self.command, path, self.headers.get("Range")))
+            server.requests.append(
+                Request(self.command, path, self.headers.get("Range"), self.headers.get("If-None-Match"))
+            )
             served = server.files.get(path)
             if served is None or served.status != 200:
                 self._empty(404 if served is None else served.status)
+                return
+            if self.headers.get("If-None-Match") == _etag(served):
+                self._empty(304)
                 return
             start, end = self._range(served)
             if start is None:
@@ -110,7 +120,7 @@ def _handler_for(server: FileServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(end - start))
             self.send_header("Content-Type", "application/octet-stream")
             self.send_header("Accept-Ranges", "bytes")
-            self.send_header("ETag", f'"{hashlib.sha256(served.data).hexdigest()}"')
+            self.send_header("ETag", _etag(served))
             self.send_header("X-Repo-Commit", REPO_COMMIT)
             self.end_headers()
 
