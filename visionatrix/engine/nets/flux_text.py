@@ -24,7 +24,8 @@ from __future__ import annotations
 import gzip
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -254,7 +255,7 @@ def encode_clip_pooled(encoder: Any, text: str, check_cancel: Callable[[], None]
 
 @dataclass
 class FluxClip:
-    """CLIP: Flux's two text encoders, kept on ``home`` and run on ``device``."""
+    """CLIP: Flux's two text encoders, kept on ``home`` and run on ``device`` when it has room."""
 
     t5: Any
     clip_l: Any
@@ -266,25 +267,33 @@ class FluxClip:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(T5 states (1, ≥256, 4096), CLIP-L pooled (1, 768)), CPU float32."""
         pairs = t5_tokens(t5_text, check_cancel)
-        self._visit(self.t5)
-        try:
+        with self._visiting(self.t5):
             states = encode_t5(self.t5, pairs, check_cancel)
-        finally:
-            self._leave(self.t5)
-        self._visit(self.clip_l)
-        try:
+        with self._visiting(self.clip_l):
             pooled = encode_clip_pooled(self.clip_l, clip_text, check_cancel)
-        finally:
-            self._leave(self.clip_l)
         return states, pooled
 
-    def _visit(self, model: Any) -> None:
-        if self.device != self.home:
+    def conditioning(self, text: str, check_cancel: Callable[[], None]) -> tuple[Any, ...]:
+        """CLIPTextEncode's CONDITIONING: both encoders read the same prompt."""
+        from visionatrix.engine.sampling.conditioning import CondPart
+
+        states, pooled = self.encode(text, text, check_cancel)
+        return (CondPart(states, pooled),)
+
+    @contextmanager
+    def _visiting(self, model: Any) -> Iterator[None]:
+        """Run ``model`` on ``device`` (when it fits there) and put it back on ``home`` afterwards."""
+        from visionatrix.engine.nets.memory import free_bytes
+
+        size = sum(p.numel() * p.element_size() for p in model.parameters())
+        move = self.device != self.home and (free_bytes(self.device) or 0) > size + (1 << 30)
+        if move:
             model.to(self.device)
+        try:
+            yield
+        finally:
+            if move:
+                import torch
 
-    def _leave(self, model: Any) -> None:
-        if self.device != self.home:
-            model.to(self.home)
-            import torch
-
-            torch.cuda.empty_cache()
+                model.to(self.home)
+                torch.cuda.empty_cache()

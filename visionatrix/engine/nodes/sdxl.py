@@ -98,6 +98,9 @@ class CheckpointLoaderSimple:
 @node("CLIPTextEncode")
 class CLIPTextEncode:
     def run(self, ctx: NodeContext, text: str, clip: SdxlClip) -> tuple[Conditioning]:
+        own = getattr(clip, "conditioning", None)  # other families' CLIPs (Flux) encode themselves
+        if own is not None:
+            return (own(str(text), ctx.check_cancel),)
         from visionatrix.engine.nets.sdxl_text import encode_prompt
         from visionatrix.engine.sampling.conditioning import CondPart
 
