@@ -14,6 +14,7 @@ from typing import Any
 from visionatrix.client import Client, ClientError, NotFound
 from visionatrix.engine.context import ModelStore, RunEnv
 from visionatrix.engine.executor import run_graph
+from visionatrix.engine.nodes.remote_vae import endpoints_from as remote_vae_endpoints
 from visionatrix.errors import Cancelled, ModelMissing, VixError
 from visionatrix.llm import settings as llm_settings
 
@@ -105,7 +106,10 @@ def run_task(
             cancel=cancel,
             device=device,
             precision=precision,
-            options={"llm": llm_settings.for_run(task.get("llm_settings"), os.environ)},
+            options={
+                "llm": llm_settings.for_run(task.get("llm_settings"), os.environ),
+                "remote_vae": remote_vae_endpoints(dict(os.environ)),
+            },
         )
         # beat well inside the server's lease (when it says), so a slow node never loses its claim
         every = min(heartbeat_every, float(task.get("lease_seconds") or heartbeat_every) / 3)
