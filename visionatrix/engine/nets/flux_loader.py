@@ -10,8 +10,8 @@ image and mask). The model is built on the ``meta`` device and filled tensor by 
 
 - ``weight_dtype`` (UNETLoader's input, ComfyUI's names): ``fp8_e4m3fn`` / ``fp8_e4m3fn_fast`` /
   ``fp8_e5m2`` keep every linear layer's weights in that 8-bit format (12 GB instead of 24 GB), and
-  each layer is cast up to the compute dtype just for its own forward (diffusers' layerwise
-  casting); ``default`` keeps the file's dtype when it is 8-bit, else the compute dtype.
+  each layer is cast up to the compute dtype just for its own forward (``nets/cast_linear``);
+  ``default`` keeps the file's dtype when it is 8-bit, else the compute dtype.
 - compute dtype: bfloat16 on GPUs that have it and on CPUs with native bf16, else float16 on
   CUDA and float32 on CPUs; ``VIX_PRECISION`` overrides.
 
@@ -192,8 +192,8 @@ def fill(
     if missing:
         raise InvalidInput(f"{path.name}: Flux transformer tensors missing for {', '.join(missing[:5])}")
     if storage != compute:
-        from diffusers.hooks import apply_layerwise_casting
+        from visionatrix.engine.nets.cast_linear import cast_linear_layers
 
         # every linear layer, the modulations included (ComfyUI keeps them 8-bit as well)
-        apply_layerwise_casting(model, storage_dtype=storage, compute_dtype=compute, skip_modules_pattern=())
+        cast_linear_layers(model)
     return model.eval().requires_grad_(False)

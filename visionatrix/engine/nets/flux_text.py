@@ -179,13 +179,9 @@ def load_t5(path: Path, device: str, compute: torch.dtype, prefix: str = "") -> 
         raise InvalidInput(f"{path.name}: T5 tensors missing for {', '.join(missing[:5])}")
     model.encoder.embed_tokens = model.shared  # tied in the published model
     if storage != compute:
-        from diffusers.hooks import apply_layerwise_casting
+        from visionatrix.engine.nets.cast_linear import cast_linear_layers
 
-        # linear layers only: the embedding was loaded at the compute dtype
-        apply_layerwise_casting(
-            model, storage_dtype=storage, compute_dtype=compute, skip_modules_pattern=(r"\.wo$",),
-            skip_modules_classes=(torch.nn.Embedding,),
-        )  # fmt: skip
+        cast_linear_layers(model, keep=lambda name: name.endswith(".wo"))
     size = sum(p.numel() * p.element_size() for p in model.parameters())
     return model.eval().requires_grad_(False), size
 
