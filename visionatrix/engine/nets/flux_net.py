@@ -61,6 +61,7 @@ class FluxNet:
         self.guidance_embeds = bool(transformer.config.guidance_embeds)
         self.device = device
         self.dtype = dtype
+        self._rotary_cache: dict[Any, tuple[Tensor, Tensor]] = {}
 
     # -- once per sampling run, per conditioning entry -------------------------------------------
 
@@ -98,8 +99,7 @@ class FluxNet:
         hidden = m.x_embedder(img.to(self.dtype))
         context = m.context_embedder(batch.embeds.to(self.dtype))
         temb = self._embed_time(t, extras, rows, batch.pooled)
-        txt_ids = torch.zeros((context.shape[1], 3), device=x.device, dtype=torch.float32)
-        rotary = m.pos_embed(torch.cat([txt_ids, img_ids.to(x.device)], dim=0))
+        rotary = self._rotary(context.shape[1], img_ids.to(x.device))
         for block in m.transformer_blocks:
             context, hidden = block(
                 hidden_states=hidden, encoder_hidden_states=context, temb=temb, image_rotary_emb=rotary
@@ -110,6 +110,19 @@ class FluxNet:
             )
         out = m.proj_out(m.norm_out(hidden, temb))[:, :image_tokens]
         return unpack(out, height, width)
+
+    def _rotary(self, text_tokens: int, img_ids: Tensor) -> tuple[Tensor, Tensor]:
+        """RoPE tables for text tokens (ids 0) then ``img_ids``; the same at every step of a run, so
+        the last few are kept (their cos/sin in float64 cost as much as a tiny model's blocks)."""
+        import torch
+
+        key = (text_tokens, img_ids.shape[0], img_ids.device, hash(img_ids.cpu().numpy().tobytes()))
+        found = self._rotary_cache.get(key)
+        if found is None:
+            txt_ids = torch.zeros((text_tokens, 3), device=img_ids.device, dtype=torch.float32)
+            found = self.transformer.pos_embed(torch.cat([txt_ids, img_ids], dim=0))
+            self._rotary_cache = {**dict(list(self._rotary_cache.items())[-3:]), key: found}
+        return found
 
     def _embed_time(self, t: Tensor, extras: list[FluxInputs], rows: int, pooled: Tensor) -> Tensor:
         import torch
