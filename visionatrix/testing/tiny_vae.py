@@ -3,7 +3,7 @@
 The published file holds the autoencoder alone under its original names, without the
 checkpoint's ``first_stage_model.`` prefix (``encoder.down.0.block.0.conv1.weight``, attention as
 1×1 convolutions), in float32. This one has exactly those names — four levels, two resnets per
-encoder level and three per decoder level, the mid-block attention — only 8 channels wide, so it
+encoder level and three per decoder level, the mid-block attention — only 4–16 channels wide, so it
 loads through the code that loads the 335 MB file.
 """
 

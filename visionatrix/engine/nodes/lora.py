@@ -106,7 +106,8 @@ def _patch_sdxl(
         raise InvalidInput(f"LoRA {path.name} is an SDXL LoRA; the CLIP it is applied to is not SDXL's")
     use_model = model if model is not None and strength_model != 0 else None
     use_clip = clip if clip is not None and strength_clip != 0 else None
-    updates = _Updates(path, lambda: _sdxl_key_map(use_model, use_clip))
+    # the map covers both inputs even at strength 0: their layers are the LoRA's, not unknown ones
+    updates = _Updates(path, lambda: _sdxl_key_map(model, clip))
     if use_model is not None:
         identity = use_model.identity and use_model.identity + f"|{_file_id(path)}@{strength_model}"
         unet = _patched(

@@ -79,8 +79,10 @@ class CheckpointLoaderSimple:
 
         parts = ctx.models.cached(key, load, size)
         return (
-            DiffusionModel(parts.unet, parts.sampling, parts.latent_format, parts.device, parts.dtype, key),
-            SdxlClip(parts.text_encoder, parts.text_encoder_2, identity=key),
+            DiffusionModel(
+                parts.unet, parts.sampling, parts.latent_format, parts.device, parts.dtype, f"{key}#unet"
+            ),
+            SdxlClip(parts.text_encoder, parts.text_encoder_2, identity=f"{key}#clip"),
             Vae(parts.vae, parts.device, parts.vae_dtype),
         )
 
