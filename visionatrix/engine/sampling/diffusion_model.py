@@ -43,6 +43,9 @@ class DiffusionModel:
     latent_format: LatentFormat
     device: str
     dtype: torch.dtype
+    # what the weights are (the checkpoint's cache key, then each patch applied): a cache key for
+    # patched copies; "" when unknown, and then patched copies are not cached
+    identity: str = ""
     # DifferentialDiffusion: (sigma, denoise_mask, sigmas) -> the mask this step uses
     denoise_mask_fn: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
 
