@@ -85,9 +85,16 @@ def t5_tensors(seed: int) -> dict[str, torch.Tensor]:
 
     torch.manual_seed(seed)
     config = T5Config(
-        vocab_size=T5_VOCAB, d_model=T5_WIDTH, d_kv=16, d_ff=64, num_layers=2, num_heads=2,
-        feed_forward_proj="gated-gelu", is_encoder_decoder=False, use_cache=False,
-    )  # fmt: skip
+        vocab_size=T5_VOCAB,
+        d_model=T5_WIDTH,
+        d_kv=16,
+        d_ff=64,
+        num_layers=2,
+        num_heads=2,
+        feed_forward_proj="gated-gelu",
+        is_encoder_decoder=False,
+        use_cache=False,
+    )
     model = T5EncoderModel(config)
     return {k: v for k, v in model.state_dict().items() if k != "encoder.embed_tokens.weight"}
 
@@ -98,9 +105,15 @@ def clip_tensors(seed: int) -> dict[str, torch.Tensor]:
 
     torch.manual_seed(seed)
     config = CLIPTextConfig(
-        vocab_size=CLIP_VOCAB, hidden_size=CLIP_WIDTH, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, max_position_embeddings=77, hidden_act="quick_gelu", eos_token_id=2,
-    )  # fmt: skip
+        vocab_size=CLIP_VOCAB,
+        hidden_size=CLIP_WIDTH,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+        hidden_act="quick_gelu",
+        eos_token_id=2,
+    )
     model = CLIPTextModel(config)
     return {"text_model." + k.removeprefix("text_model."): v for k, v in model.state_dict().items()}
 
@@ -188,3 +201,90 @@ def write_checkpoint(path: Path, *, seed: int = 0) -> Path:
         "vae.": vae_tensors(seed + 3),
     }
     return _save({prefix + k: v for prefix, tensors in parts.items() for k, v in tensors.items()}, path)
+
+
+RANK, ALPHA = 4, 2.0
+LORA_SPELLINGS = ("kohya", "comfyui", "peft")
+_BFL_LINEAR = (
+    "img_attn.qkv",
+    "img_attn.proj",
+    "txt_attn.qkv",
+    "txt_attn.proj",
+    "img_mlp.0",
+    "img_mlp.2",
+    "txt_mlp.0",
+    "txt_mlp.2",
+    "img_mod.lin",
+    "txt_mod.lin",
+    "linear1",
+    "linear2",
+    "modulation.lin",
+)
+_DIFFUSERS_LINEAR = (
+    "to_q",
+    "to_k",
+    "to_v",
+    "to_out.0",
+    "add_q_proj",
+    "add_k_proj",
+    "add_v_proj",
+    "to_add_out",
+    "ff.net.0.proj",
+    "ff.net.2",
+    "proj_mlp",
+    "proj_out",
+)
+
+
+def lora_tensors(spelling: str = "kohya", *, seed: int = 0, clip: bool = True) -> dict[str, torch.Tensor]:
+    """A random LoRA for the tiny dev transformer (and CLIP-L's attention, ``clip``) in one of the
+    spellings Flux LoRAs are published in: kohya (``lora_unet_double_blocks_0_img_attn_qkv``,
+    ``lora_up``/``lora_down`` + ``alpha``), ComfyUI (``diffusion_model.double_blocks.0.img_attn.qkv``)
+    or PEFT/diffusers (``transformer.transformer_blocks.0.attn.to_q``, ``lora_A``/``lora_B``)."""
+    import torch
+
+    shapes = {k: tuple(v.shape) for k, v in transformer_tensors(transformer_config(), 0).items()}
+    layers: dict[str, tuple[int, int]] = {}
+    if spelling == "peft":
+        config = transformer_config()
+        shape = flux_keys.FluxShape(64, config["num_layers"], config["num_single_layers"], True)
+        for param, source in flux_keys.transformer_sources(shape).items():
+            layer = param.removesuffix(".weight")
+            if (
+                param.endswith(".weight")
+                and layer.split(".", 2)[-1].endswith(_DIFFUSERS_LINEAR)
+                and "blocks" in layer
+            ):
+                rows = source.stop - source.start if source.op == "rows" else shapes[source.key][0]
+                layers[f"transformer.{layer}"] = (rows, shapes[source.key][1])
+    else:
+        for key, shape in shapes.items():
+            name = key.removesuffix(".weight")
+            if key.endswith(".weight") and name.endswith(_BFL_LINEAR) and "blocks" in name:
+                layer = (
+                    f"lora_unet_{name.replace('.', '_')}"
+                    if spelling == "kohya"
+                    else f"diffusion_model.{name}"
+                )
+                layers[layer] = shape
+    if clip:
+        for i in range(2):
+            for part in ("q_proj", "v_proj"):
+                layers[f"lora_te1_text_model_encoder_layers_{i}_self_attn_{part}"] = (CLIP_WIDTH, CLIP_WIDTH)
+    generator = torch.Generator().manual_seed(seed)
+    up, down = (
+        (".lora_B.weight", ".lora_A.weight")
+        if spelling == "peft"
+        else (".lora_up.weight", ".lora_down.weight")
+    )
+    out: dict[str, torch.Tensor] = {}
+    for layer, (rows, cols) in sorted(layers.items()):
+        out[layer + down] = torch.randn(RANK, cols, generator=generator) * 0.3
+        out[layer + up] = torch.randn(rows, RANK, generator=generator) * 0.3
+        if spelling != "peft":
+            out[layer + ".alpha"] = torch.tensor(ALPHA)
+    return {k: v.to(torch.bfloat16) for k, v in out.items()}
+
+
+def write_lora(path: Path, spelling: str = "kohya", *, seed: int = 0) -> Path:
+    return _save(lora_tensors(spelling, seed=seed, clip=spelling == "kohya"), path)

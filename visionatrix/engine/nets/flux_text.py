@@ -257,6 +257,7 @@ class FluxClip:
     clip_l: Any
     device: str
     home: str
+    identity: str = ""  # what the weights are (cache key, then each LoRA applied)
 
     def encode(
         self, clip_text: str, t5_text: str, check_cancel: Callable[[], None]

@@ -10,7 +10,7 @@ CheckpointLoaderSimple).
 Types: MODEL is a ``DiffusionModel`` whose network is a ``nets.flux_net.FluxNet``, with Flux's
 sampling (dev / Kontext / Fill: ``ModelSamplingFlux`` shift 1.15; schnell: discrete flow) and
 latent format; CLIP a ``nets.flux_text.FluxClip`` (``CLIPTextEncode`` asks it for a conditioning);
-VAE the same ``SdxlVae`` record SDXL's VAE uses (VAEDecode/VAEEncode work unchanged).
+VAE the ``nodes.vae.Vae`` record every VAE uses (VAEDecode/VAEEncode work unchanged).
 
 Every loader checks the memory it needs before reading a byte (``nets/memory``) and caches what
 it loaded under the file's identity, device and dtypes.
@@ -28,7 +28,7 @@ from visionatrix.errors import InvalidInput
 
 if TYPE_CHECKING:
     from visionatrix.engine.nets.flux_text import FluxClip
-    from visionatrix.engine.nodes.sdxl import SdxlVae
+    from visionatrix.engine.nodes.vae import Vae
     from visionatrix.engine.sampling.diffusion_model import DiffusionModel
 
 UNET_FOLDER = "diffusion_models"
@@ -75,7 +75,7 @@ def load_model(ctx: NodeContext, path: Path, weight_dtype: str = "default") -> D
     net = ctx.models.cached(key, load)
     # schnell (no guidance embedder) was distilled on plain flow sigmas; the others use Flux's shift
     sampling = model_sampling.flux(1.15) if spec.shape.guidance else model_sampling.discrete_flow(1.0, 1.0)
-    return DiffusionModel(net, sampling, latent_formats.FLUX, ctx.device, compute)
+    return DiffusionModel(net, sampling, latent_formats.FLUX, ctx.device, compute, key)
 
 
 def _text_home(ctx: NodeContext, device_choice: str) -> tuple[str, str]:
@@ -99,23 +99,23 @@ def load_clip(ctx: NodeContext, t5_path: Path, clip_path: Path, *, device_choice
         t5, _ = flux_text.load_t5(t5_path, home, compute, t5_prefix)
         ctx.progress(0.8)
         clip_l, _ = flux_text.load_clip_l(clip_path, home, compute, clip_prefix)
-        return flux_text.FluxClip(t5, clip_l, run_on, home)
+        return flux_text.FluxClip(t5, clip_l, run_on, home, key)
 
     return ctx.models.cached(key, load)
 
 
-def load_vae(ctx: NodeContext, path: Path, prefix: str | None = None) -> SdxlVae:
+def load_vae(ctx: NodeContext, path: Path, prefix: str | None = None) -> Vae:
     """The Flux autoencoder of ``path`` (``ae.safetensors``, or a checkpoint's ``vae.``) as a VAE."""
     from visionatrix.engine.nets import flux_loader, flux_vae, sdxl_loader
-    from visionatrix.engine.nodes.sdxl import SdxlVae
+    from visionatrix.engine.nodes.vae import Vae
 
     dtype = sdxl_loader.vae_dtype_for(flux_loader.compute_dtype(ctx.device, ctx.precision), ctx.device)
     key = _file_key("flux-vae", path, prefix, ctx.device, dtype)
     vae = ctx.models.cached(key, lambda: flux_vae.load_vae(path, ctx.device, dtype, prefix)[0])
-    return SdxlVae(vae, ctx.device, dtype)
+    return Vae(vae, ctx.device, dtype)
 
 
-def load_checkpoint(ctx: NodeContext, path: Path) -> tuple[DiffusionModel, FluxClip, SdxlVae]:
+def load_checkpoint(ctx: NodeContext, path: Path) -> tuple[DiffusionModel, FluxClip, Vae]:
     """An all-in-one Flux checkpoint (``model.diffusion_model.``, ``text_encoders.*``, ``vae.``)."""
     from visionatrix.engine.nets import flux_text, flux_vae
 

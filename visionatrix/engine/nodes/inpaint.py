@@ -6,8 +6,8 @@
     DifferentialDiffusion(model, strength)  -> (MODEL,)  a soft mask becomes a per-step hard one
     ImagePadForOutpaint(image, left, top, right, bottom, feathering) -> (IMAGE, MASK)
 
-MASK is float32 (B, H, W) in [0, 1], 1 = repaint. ``encode_pixels`` is ComfyUI's ``VAE.encode``:
-the image centre-cropped to multiples of 8, scaled to [-1, 1], the posterior's mean.
+MASK is float32 (B, H, W) in [0, 1], 1 = repaint. Pixels are encoded as VAEEncode does (ComfyUI's
+``VAE.encode``: centre-cropped to multiples of 8, the posterior's mean).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from visionatrix.errors import InvalidInput
 if TYPE_CHECKING:
     import torch
 
-    from visionatrix.engine.nodes.sdxl import SdxlVae
+    from visionatrix.engine.nodes.vae import Vae
     from visionatrix.engine.sampling.conditioning import Conditioning
     from visionatrix.engine.sampling.diffusion_model import DiffusionModel
 
@@ -47,20 +47,11 @@ def as_mask(mask: Any, name: str = "mask") -> torch.Tensor:
     return m
 
 
-def encode_pixels(ctx: NodeContext, vae: SdxlVae, pixels: torch.Tensor) -> torch.Tensor:
-    """(B, H, W, C) images in [0, 1] -> the VAE's latents (B, C', H/8, W/8), CPU float32."""
-    import torch
+def encode_pixels(ctx: NodeContext, vae: Vae, pixels: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, C) images in [0, 1] -> the VAE's latents (B, C', H/8, W/8), CPU float32 (VAEEncode)."""
+    from visionatrix.engine.nodes.vae import VAEEncode
 
-    h, w = pixels.shape[1:3]
-    top, left = (h % FACTOR) // 2, (w % FACTOR) // 2
-    pixels = pixels[:, top : top + h // FACTOR * FACTOR, left : left + w // FACTOR * FACTOR, :3]
-    latents = []
-    with torch.inference_mode():
-        for i in range(pixels.shape[0]):  # one at a time: encoding is a memory peak
-            ctx.check_cancel()
-            x = pixels[i : i + 1].permute(0, 3, 1, 2).to(vae.device, vae.dtype) * 2.0 - 1.0
-            latents.append(vae.vae.encode(x).latent_dist.mode().float().cpu())
-    return torch.cat(latents)
+    return VAEEncode().run(ctx, pixels.numpy(), vae)[0]["samples"]
 
 
 @node("InpaintModelConditioning")
@@ -70,7 +61,7 @@ class InpaintModelConditioning:
         ctx: NodeContext,
         positive: Conditioning,
         negative: Conditioning,
-        vae: SdxlVae,
+        vae: Vae,
         pixels: Any,
         mask: Any,
         noise_mask: bool = True,
