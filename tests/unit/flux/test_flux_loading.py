@@ -136,3 +136,38 @@ def test_free_memory_is_read_from_meminfo(tmp_path: Path) -> None:
     meminfo.write_text("MemTotal:       24000000 kB\nMemAvailable:    1234567 kB\n")
     assert memory.free_bytes("cpu", meminfo) == 1234567 * 1024
     assert memory.free_bytes("cpu", tmp_path / "absent") is None
+
+
+FLUX_FLOWS = (
+    "flux1_dev",
+    "flux1_schnell",
+    "sketch_pencil",
+    "animal_clothing",
+    "flux1_kontext",
+    "to_ghibli",
+    "restore_old_photo",
+    "colorful_xl_inpaint",
+    "flux1_dev_inpaint",
+    "flux1_schnell_inpaint",
+    "flux1_extend",
+)
+
+
+def test_tiny_models_writes_every_file_of_the_flux_flows_in_its_catalog_kind(tmp_path: Path) -> None:
+    from visionatrix.testing.tiny_models import flow_graphs, plan, write_planned
+
+    items = plan(flow_graphs(FLUX_FLOWS))
+    assert {i.entry.relpath: i.skipped for i in items if i.skipped} == {}
+    written = write_planned(tmp_path, items)
+    kinds = {item.entry.relpath: item.entry.kind for item in items}
+    assert {kinds[p.relative_to(tmp_path).as_posix()] for p in written} >= {
+        "flux",
+        "t5-v1.1",
+        "clip-l",
+        "flux-vae",
+        "flux-lora",
+        "sdxl",
+        "sd-vae",
+    }
+    for path in written:
+        assert file_kind(path) == kinds[path.relative_to(tmp_path).as_posix()], path
