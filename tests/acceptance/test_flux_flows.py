@@ -13,6 +13,7 @@ import io
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from PIL import Image
 
 from tests.support import FIXTURES, Server, wait_for
 from visionatrix.testing.llm_server import LLMServer
+from visionatrix.testing.remote_vae_server import RemoteVaeServer
 
 pytest.importorskip("torch", reason="running the Flux flows needs the worker extra (torch)")
 
@@ -75,15 +77,47 @@ CASES: dict[str, tuple[dict[str, str], dict[str, str], tuple[int, int] | None]] 
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, llm_server: LLMServer) -> Iterator[Server]:
-    workdir = tmp_path_factory.mktemp("flux")
-    models = workdir / "models"
-    vix = Server(workdir, f"sqlite:///{workdir / 'vix.db'}", MODELS_DIR=str(models), HF_HUB_OFFLINE="1")
-    cmd = [sys.executable, "-m", "visionatrix.testing.tiny_models", "--out", str(models)]
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("flux_models")
+    cmd = [sys.executable, "-m", "visionatrix.testing.tiny_models", "--out", str(folder)]
     cmd += [arg for name in CASES for arg in ("--flow", name)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=vix.env)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "skipped" not in done.stdout, done.stdout  # every file these flows read has a tiny twin
+    return folder
+
+
+@pytest.fixture(scope="module")
+def remote_vae(models: Path) -> Iterator[RemoteVaeServer]:
+    """A loopback remote-VAE endpoint that decodes with the same tiny Flux VAE."""
+    import torch
+
+    from visionatrix.engine.nets.flux_vae import load_vae
+
+    vae, _ = load_vae(models / "vae" / "ae.safetensors", "cpu", torch.float32)
+
+    def decode(latent: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return vae.decode(latent).sample
+
+    with_server = RemoteVaeServer(decode)
+    with_server.start()
+    yield with_server
+    with_server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, models: Path, llm_server: LLMServer, remote_vae: RemoteVaeServer
+) -> Iterator[Server]:
+    workdir = tmp_path_factory.mktemp("flux")
+    vix = Server(
+        workdir,
+        f"sqlite:///{workdir / 'vix.db'}",
+        MODELS_DIR=str(models),
+        HF_HUB_OFFLINE="1",
+        VIX_REMOTE_VAE_FLUX=remote_vae.url + "/",
+    )
     vix.start()
     try:
         with vix.client() as http:
@@ -161,3 +195,24 @@ def test_a_flux_flow_runs_from_its_unchanged_file(server: Server, llm_server: LL
             assert 0.8e6 < pixels.shape[0] * pixels.shape[1] < 1.2e6 and pixels.shape[0] % 8 == 0
     if name in ("to_ghibli", "restore_old_photo", "animal_clothing"):
         assert llm_server.seen, "the flow asked the LLM to describe the photo"
+
+
+def test_listed_flows_decode_on_the_remote_vae(server: Server, remote_vae: RemoteVaeServer) -> None:
+    """``remote_vae_flows`` names flux1_schnell: its task's switch turns on at claim, the worker sends
+    the latent to the endpoint ``VIX_REMOTE_VAE_FLUX`` names and saves what comes back."""
+    fields, _, size = CASES["flux1_schnell"]
+    with server.client(timeout=60) as http:
+        _install(http, "flux1_schnell")
+        setting = {"key": "remote_vae_flows", "value": '["flux1_schnell"]', "sensitive": False}
+        assert http.post("/vapi/settings/global", json=setting).status_code == 204
+        try:
+            before = len(remote_vae.requests)
+            created = http.put("/vapi/tasks/create/flux1_schnell", data={"seed": "5", **fields})
+            task = wait_for(created.json()["tasks_ids"][0], http, timeout=900)
+            assert task["error"] == "", task
+            images = _images(http, task)
+        finally:
+            http.post("/vapi/settings/global", json={**setting, "value": "[]"})
+    assert [(p.shape[1], p.shape[0]) for p in images] == [size] and images[0].std() > 0
+    (request,) = remote_vae.requests[before:]
+    assert request["query"]["shape"] == ["1", "16", str(size[1] // 8), str(size[0] // 8)]
