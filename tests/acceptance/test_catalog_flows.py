@@ -27,6 +27,7 @@ from PIL import Image
 
 from tests.support import FIXTURES, Server, wait_for
 from visionatrix.testing.file_server import FileServer
+from visionatrix.testing.llm_server import LLMServer
 
 pytest.importorskip("torch", reason="running the catalog flows needs the worker extra (torch)")
 
@@ -52,7 +53,7 @@ FAMILY = (
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory, llm_server: LLMServer) -> Iterator[Server]:
     workdir = tmp_path_factory.mktemp("catalog")
     models = workdir / "models"
     server = Server(
@@ -64,6 +65,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     server.start()
     try:
+        with server.client() as http:  # ask_ai_internal asks "the internal" LLM: a loopback Ollama here
+            for key, value in (("llm_provider", "ollama"), ("ollama_url", llm_server.url)):
+                answer = http.post(
+                    "/vapi/settings/global", json={"key": key, "value": value, "sensitive": False}
+                )
+                assert answer.status_code == 204, answer.text
         yield server
     finally:
         server.stop()
@@ -386,7 +393,7 @@ def test_a_download_whose_header_contradicts_the_catalog_is_not_installed(tmp_pa
 def test_install_flow_on_the_command_line_refuses_before_downloading(tmp_path: Path) -> None:
     env = Server(tmp_path, f"sqlite:///{tmp_path / 'vix.db'}").env
     done = subprocess.run(
-        [sys.executable, "-m", "visionatrix", "install-flow", "realvis_xl"],
+        [sys.executable, "-m", "visionatrix", "install-flow", "ace_step"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -394,7 +401,10 @@ def test_install_flow_on_the_command_line_refuses_before_downloading(tmp_path: P
         env={**env, "HF_HUB_OFFLINE": "1"},
     )
     assert done.returncode == 1
-    assert "error: flow 'realvis_xl' cannot run on this server: sampler 'dpmpp_sde'" in done.stderr
+    assert (
+        "error: flow 'ace_step' cannot run on this server: node classes this engine does not" in done.stderr
+    )
+    assert "sampler 'res_multistep'" in done.stderr
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").rglob("*")), (
         "nothing downloaded"
     )
