@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from visionatrix import __version__, settings, users
 from visionatrix.api import errors
-from visionatrix.api.routes import flows, other, task_events, tasks, worker_api, workers
+from visionatrix.api.routes import docs, flows, other, task_events, tasks, ui, worker_api, workers
 from visionatrix.api.routes import settings as settings_routes
 from visionatrix.api.services import Services
 from visionatrix.config import Config
@@ -28,9 +28,17 @@ log = logging.getLogger(__name__)
 
 
 def create_app(config: Config) -> FastAPI:
-    app = FastAPI(title="Visionatrix", version=__version__, lifespan=_lifespan(config))
+    # /openapi.json, /docs and /redoc are routes of ``docs``: per-flow paths, offline files, auth
+    app = FastAPI(
+        title="Visionatrix",
+        version=__version__,
+        lifespan=_lifespan(config),
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     errors.install(app)
-    for module in (tasks, task_events, worker_api, flows, settings_routes, workers, other):
+    for module in (tasks, task_events, worker_api, flows, settings_routes, workers, other, docs, ui):
         app.include_router(module.router)
     return app
 
