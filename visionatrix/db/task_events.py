@@ -62,15 +62,19 @@ async def first_id(session: AsyncSession) -> int | None:
 
 
 async def floor(session: AsyncSession, ref_id: int, seconds: float) -> int:
-    """An id below every event logged less than ``seconds`` before event ``ref_id`` (or before now)."""
+    """An id below every event logged less than ``seconds`` before event ``ref_id`` (or before now):
+    the last one logged earlier than that, or 0."""
     ref_at = await session.scalar(
         select(TaskEvent.at).where(TaskEvent.id <= ref_id).order_by(TaskEvent.id.desc()).limit(1)
     )
     since = (ref_at or utcnow()) - timedelta(seconds=seconds)
-    first = await session.scalar(
-        select(TaskEvent.id).where(TaskEvent.at >= since).order_by(TaskEvent.at, TaskEvent.id).limit(1)
+    older = await session.scalar(
+        select(TaskEvent.id)
+        .where(TaskEvent.at < since)
+        .order_by(TaskEvent.at.desc(), TaskEvent.id.desc())
+        .limit(1)
     )
-    return ref_id if first is None else max(0, min(ref_id, int(first) - 1))
+    return min(ref_id, int(older or 0))
 
 
 async def prune(session: AsyncSession, before: datetime) -> int:
