@@ -107,9 +107,12 @@ def field_schema(param: InputParam) -> dict[str, Any]:
         schema["type"] = "number"
     else:
         schema["type"] = "string"
-    if not param.is_file and param.default is not None:
-        # the server fills in an optional input's default; a required one's is only an example
-        schema["default" if param.optional else "example"] = param.default
+    if param.is_file or param.default is None:
+        pass
+    elif param.optional:
+        schema["default"] = param.default  # what the server fills in when the field is absent
+    elif param.default != "":
+        schema["example"] = param.default
     if param.translatable:
         notes.append("Translated to English first when `translate` is set.")
     if param.advanced:
