@@ -128,9 +128,10 @@ export class FlowForm {
 }
 
 function wrap(param, id, control, extra = null) {
+  // the label is the display name alone (the accessible name); the required mark sits beside it
   return h("div", { class: "field", dataset: { param: param.name } },
-    h("label", { for: id }, param.display_name || param.name,
-      param.optional ? null : h("span", { class: "req", "aria-hidden": "true" }, " *")),
+    h("div", { class: "label-row" }, h("label", { for: id }, param.display_name || param.name),
+      param.optional ? null : h("span", { class: "req", title: "required", "aria-hidden": "true" }, "*")),
     control, extra);
 }
 
@@ -180,7 +181,8 @@ function makeField(param) {
 function fileField(param) {
   const id = nextId("file");
   const isImage = param.type === "image" || param.type === "image-mask";
-  const input = h("input", { id, name: param.name, type: "file", accept: isImage ? "image/*" : `${param.type}/*` });
+  const input = h("input", { id, name: param.name, type: "file", accept: isImage ? "image/*" : `${param.type}/*`,
+    "aria-required": param.optional ? null : "true" });
   const preview = h("img", { class: "preview", alt: `${param.display_name || param.name} preview`, hidden: true });
   const remove = h("button", { class: "btn ghost small", type: "button", hidden: true,
     "aria-label": `Remove ${param.display_name || param.name}` }, "Remove");
