@@ -1,7 +1,8 @@
 """Nodes for tests, loaded into servers and workers through VIX_NODE_MODULES (the custom-node path).
 
 ``TestRecord`` appends a line to a file each time it runs (to count executions), then works for
-``seconds`` in small steps with progress and cancel checks, like a sampler loop.
+``seconds`` in small steps with progress and cancel checks, like a sampler loop. ``TestFlaky``
+fails while a given file exists, like a node whose remote service is down until someone fixes it.
 """
 
 from __future__ import annotations
@@ -24,3 +25,12 @@ class TestRecord:
             time.sleep(float(seconds) / steps)
         value = (sum(text.encode()) % 256) / 255.0
         return (np.full((1, 8, 8, 3), value, dtype=np.float32),)
+
+
+@node("TestFlaky")
+class TestFlaky:
+    def run(self, ctx, image, broken_while: str):  # type: ignore[no-untyped-def]
+        if os.path.exists(broken_while):
+            raise RuntimeError(f"the service is down ({os.path.basename(broken_while)} exists)")
+        ctx.progress(0.5)
+        return (image,)
