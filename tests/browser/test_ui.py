@@ -162,6 +162,12 @@ def test_prompt_run_watch_progress_open_the_image_and_send_it_on(pages: Pages, u
     viewer.get_by_role("button", name="Close").click()
     done = _task(ui_server, task_id)
     assert done["status"] == "completed" and done["input_params"]["steps_number"] == "4 steps"
+    prompt = form.get_by_role("textbox", name="Prompt", exact=True)
+    prompt.fill("something else")
+    result.get_by_role("button", name=f"Use inputs again (task {task_id})").click()
+    assert prompt.input_value() == "a red fox in the snow"
+    assert form.get_by_label("Seed", exact=True).input_value() == str(done["input_params"]["seed"])
+    assert not form.get_by_label("Random seed").is_checked()
 
     result.get_by_role("button", name=f"Send to flow (task {task_id})").click()
     page.get_by_role("dialog").get_by_label("Flow").select_option("remove_background_u2netp")
