@@ -4,11 +4,13 @@ import { fill, formatBytes, h, nextId, toast } from "./dom.js";
 
 const FILTERS_KEY = "vix.catalog.filters";
 
-/** What this server can say about running a flow: {runnable, reason}. */
+/** Whether this server can run a flow, and why not: {runnable, reason}. */
 export function runnability(flow) {
   const missing = flow.missing_node_classes || [];
-  const runnable = flow.runnable ?? missing.length === 0;
-  const reason = flow.reason || (missing.length ? `this server lacks the node classes ${missing.join(", ")}` : "");
+  const reasons = flow.unsupported_reasons || (flow.reason ? [flow.reason] : []);
+  const runnable = flow.runnable ?? (missing.length === 0 && reasons.length === 0);
+  const reason = reasons.length ? reasons.join("; ")
+    : missing.length ? `this server lacks the node classes ${missing.join(", ")}` : "";
   return { runnable, reason };
 }
 
