@@ -17,6 +17,7 @@ from visionatrix.api.services import Services
 from visionatrix.config import Config
 from visionatrix.db.engine import create_engine, session_factory, upgrade_to_head
 from visionatrix.flows.catalog import FlowCatalog
+from visionatrix.flows.sources import CatalogSources
 from visionatrix.storage import Storage
 from visionatrix.tasks.events import TaskEvents
 from visionatrix.tasks.queue import TaskQueue
@@ -77,7 +78,12 @@ def _lifespan(config: Config):  # type: ignore[no-untyped-def]
                 max_attempts=config.max_attempts,
             ),
             flows=FlowCatalog(
-                sessions, config.models_dir, hf_token, config.extra_node_modules(), new_work.fire
+                sessions,
+                config.models_dir,
+                hf_token,
+                config.extra_node_modules(),
+                new_work.fire,
+                CatalogSources(config.flows_url, config.models_catalog_url, config.catalog_ttl),
             ),
             verifier=users.Verifier(),
             finished=finished,

@@ -18,6 +18,9 @@ STATUS: list[tuple[type[errors.VixError], int]] = [
     (errors.ModelDownloadError, 502),
     (errors.Cancelled, 409),
     (errors.NodeError, 500),
+    (errors.ProviderNotConfigured, 412),
+    (errors.ProviderTimeout, 504),
+    (errors.ProviderError, 502),
 ]
 
 

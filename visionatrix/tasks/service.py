@@ -21,7 +21,7 @@ from visionatrix.flows.inputs import validate_inputs
 from visionatrix.flows.model import Flow
 from visionatrix.schemas import UserInfo
 from visionatrix.storage import Storage
-from visionatrix.tasks import wire
+from visionatrix.tasks import translation, wire
 from visionatrix.tasks.events import TaskEvents
 from visionatrix.tasks.lifecycle import Status, transition
 from visionatrix.tasks.requests import FileRef, TaskRequest, UploadedFile
@@ -55,8 +55,9 @@ class TaskService:
             if req.child_task
             else None
         )
+        per_task = await translation.prepare(session, user, flow, values, req)
         ids = []
-        for i in range(req.count):
+        for i, (task_values, translated) in enumerate(per_task):
             seed = req.seed + i if req.seed is not None else random.randint(0, MAX_SEED)
             task = await db_tasks.add(
                 session,
@@ -64,7 +65,8 @@ class TaskService:
                 user_id=user.user_id,
                 priority=req.priority,
                 group_scope=req.group_scope,
-                input_params={**values, "seed": seed},
+                input_params={**task_values, "seed": seed},
+                translated_input_params=translated,
                 outputs=flow.output_templates(),
                 webhook_url=req.webhook_url,
                 webhook_headers=req.webhook_headers,
@@ -75,7 +77,11 @@ class TaskService:
             task.input_files = [{"file_name": name, "file_size": size} for name, size in stored.values()]
             names = {param: name for param, (name, _size) in stored.items()}
             task.flow_graph = patch_graph(
-                graph, flow, values, names, seed if flow.is_seed_supported else None
+                graph,
+                flow,
+                {**task_values, **(translated or {})},
+                names,
+                seed if flow.is_seed_supported else None,
             )
             self.events.record(session, task, "created")
             ids.append(task.id)
