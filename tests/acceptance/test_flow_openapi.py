@@ -28,20 +28,16 @@ RESERVED = [
     "translate",
     "child_task",
 ]
-# Model files placed by hand count as installed; these tests never run the models.
-MODEL_FILES = [
-    "checkpoints/sdxl_lightning_4step.safetensors",
-    "checkpoints/sdxl_lightning_8step.safetensors",
-    "birefnet/General.safetensors",
-]
+FLOWS_UNDER_TEST = ["sdxl_lighting", "remove_background_birefnet"]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    from visionatrix.testing.tiny_models import write_tiny_models
+
     workdir = tmp_path_factory.mktemp("openapi")
-    for name in MODEL_FILES:
-        (workdir / "models" / name).parent.mkdir(parents=True, exist_ok=True)
-        (workdir / "models" / name).write_bytes(b"placed by hand")
+    # installing reads the models' headers; these tests never run them (no worker)
+    write_tiny_models(workdir / "models", flows=FLOWS_UNDER_TEST)
     server = Server(workdir, f"sqlite:///{workdir / 'vix.db'}", local_workers=0)
     server.start()
     try:
@@ -68,7 +64,8 @@ def test_sdxl_lighting_fields_are_those_of_its_flow_file(server: Server) -> None
     with server.client() as http:
         schema = http.get("/openapi.json").json()
     body = _body(schema, "sdxl_lighting")
-    flow_fields = {name: field for name, field in body["properties"].items() if name not in RESERVED}
+    task_fields = [*RESERVED, "surprise_me"]  # it has a prompt and a count: Surprise Me applies
+    flow_fields = {name: field for name, field in body["properties"].items() if name not in task_fields}
     # the flow file's VixUiPrompt "prompt", VixUiListLogic "steps_number", VixUiPrompt
     # "negative_prompt" and VixUiRangeInt "batch_size"
     assert _without_descriptions(flow_fields) == {
@@ -82,9 +79,7 @@ def test_sdxl_lighting_fields_are_those_of_its_flow_file(server: Server) -> None
         "negative_prompt": {"title": "Negative Prompt", "type": "string", "default": "ugly"},
         "batch_size": {"title": "Batch size", "type": "integer", "minimum": 1, "maximum": 10, "default": 1},
     }
-    assert list(body["properties"]) == [*flow_fields, *RESERVED], (
-        "flow inputs in their order, then task fields"
-    )
+    assert list(body["properties"]) == [*flow_fields, *task_fields], "flow inputs in order, then task fields"
     assert body["required"] == ["prompt"]
     assert "Translated to English" in flow_fields["prompt"]["description"]
     assert "Advanced" in flow_fields["steps_number"]["description"]
@@ -101,12 +96,13 @@ def test_sdxl_lighting_fields_are_those_of_its_flow_file(server: Server) -> None
     assert reserved["translate"] == {
         "type": "boolean",
         "default": False,
-        "description": "Translate non-English prompts first.",
+        "description": "Translate non-English prompts first (when a translations_provider is set).",
     }
+    assert reserved["surprise_me"]["enum"] == [0, 1]
     operation = _operation(schema, "sdxl_lighting")
     assert operation["operationId"] == "create_task_sdxl_lighting" and operation["tags"] == ["flows API"]
     assert operation["summary"] == "Create a SDXL Lighting task"
-    assert set(operation["responses"]) == {"200", "400", "401", "404"}
+    assert set(operation["responses"]) == {"200", "400", "401", "404", "412", "502", "504"}
 
 
 def test_remove_background_birefnet_takes_one_image(server: Server) -> None:
@@ -135,6 +131,7 @@ def test_remove_background_birefnet_takes_one_image(server: Server) -> None:
         ({"prompt": "a cat", "priority": "16"}, 400),
         ({"prompt": "a cat", "webhook_url": "ftp://x"}, 400),
         ({"negative_prompt": "no prompt given"}, 400),
+        ({"prompt": "a cat", "surprise_me": "1"}, 412),  # no llm_provider is set up here
     ],
 )
 def test_the_schema_s_limits_are_the_server_s(server: Server, values: dict[str, str], status: int) -> None:

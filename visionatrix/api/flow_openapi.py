@@ -82,7 +82,17 @@ def create_operation(flow: Flow) -> dict[str, Any]:
             "400": {"description": "An input is missing or invalid; `detail` names it.", **_json(_ERROR)},
             "401": {"description": "Credentials are missing or wrong (SERVER mode).", **_json(_ERROR)},
             "404": {"description": "The flow is not installed.", **_json(_ERROR)},
+            **(_llm_responses() if flow.is_translations_supported or flow.is_surprise_me_supported else {}),
         },
+    }
+
+
+def _llm_responses() -> dict[str, Any]:
+    """Translation and Surprise Me ask an LLM provider before anything is queued."""
+    return {
+        "412": {"description": "`translate`/`surprise_me`: no provider is set up.", **_json(_ERROR)},
+        "502": {"description": "The LLM provider refused the request.", **_json(_ERROR)},
+        "504": {"description": "The LLM provider did not answer in time.", **_json(_ERROR)},
     }
 
 
@@ -149,7 +159,11 @@ def reserved_fields(flow: Flow) -> dict[str, dict[str, Any]]:
             "type": "boolean",
             "default": False,
             "description": "Translate non-English prompts first"
-            + ("." if flow.is_translations_supported else " (this flow does not support it: ignored)."),
+            + (
+                " (when a translations_provider is set)."
+                if flow.is_translations_supported
+                else " (this flow does not support it: ignored)."
+            ),
         },
         "child_task": {
             "type": "boolean",
@@ -158,6 +172,13 @@ def reserved_fields(flow: Flow) -> dict[str, dict[str, Any]]:
         },
     }
     del fields["seed"]["default"]  # absent means random, which no default value can say
+    if flow.is_surprise_me_supported:
+        fields["surprise_me"] = {
+            "type": "integer",
+            "enum": [0, 1],
+            "default": 0,
+            "description": "1: the llm_provider writes a random prompt per task, on the theme of `prompt`.",
+        }
     return fields
 
 
