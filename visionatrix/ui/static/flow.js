@@ -20,6 +20,8 @@ export async function mount(main, { args, state, navigate, me }) {
     },
     onSend: (task, nodeId, url) => sendToFlow(installed, task, nodeId, url, navigate),
   });
+  const setting = (key) => api("vapi/settings/get", { params: { key } }).catch(() => "");
+  const [translator, llm] = await Promise.all([setting("translations_provider"), setting("llm_provider")]);
   const form = new FlowForm(flow, async (data) => {
     try {
       const created = await api(`vapi/tasks/create/${encodeURIComponent(flow.name)}`, { method: "PUT", form: data });
@@ -28,7 +30,7 @@ export async function mount(main, { args, state, navigate, me }) {
     } catch (error) {
       toast(`Could not run ${flow.display_name || flow.name}: ${error.message}`, "error", 10);
     }
-  });
+  }, { translation: Boolean(translator), surprise: Boolean(llm) });
   if (state.fromTask) form.fromOutput(state.fromTask, state.fromNode, state.preview);
 
   const live = h("span", { class: "small muted live", "aria-live": "off" }, "connecting…");

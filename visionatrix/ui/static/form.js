@@ -4,9 +4,12 @@ import { h, nextId } from "./dom.js";
 const FILE_TYPES = new Set(["image", "image-mask", "video", "audio"]);
 const storeKey = (flow) => `vix.inputs.${flow.name}`;
 
-/** The form of a flow; `onSubmit(formData)` runs when the user presses Run. */
+/**
+ * The form of a flow; `onSubmit(formData)` runs when the user presses Run. `providers` says which
+ * LLM features the server has set up: {translation, surprise} (Visionatrix shows them only then).
+ */
 export class FlowForm {
-  constructor(flow, onSubmit) {
+  constructor(flow, onSubmit, providers = {}) {
     this.flow = flow;
     this.fields = [];
     this.parent = null; // {task_id, node_id}: the task whose output this run is made from
@@ -16,7 +19,11 @@ export class FlowForm {
     this.seed = flow.is_seed_supported ? seedField() : null;
     this.count = flow.is_count_supported ? numberField("count", "Number of results", 1, 1, 100) : null;
     this.priority = numberField("priority", "Priority", 0, 0, 15);
-    this.translate = flow.is_translations_supported ? checkField("translate", "Translate prompt to English") : null;
+    this.translate = flow.is_translations_supported && providers.translation
+      ? checkField("translate", "Translate prompt to English") : null;
+    this.surprise = flow.is_surprise_me_supported && providers.surprise
+      ? h("button", { class: "btn ghost", type: "button", title: "A random prompt per task, on the theme of yours",
+        onclick: (e) => this.submit(e, onSubmit, true) }, "Surprise me") : null;
     this.note = h("p", { class: "small muted", hidden: true });
     this.button = h("button", { class: "btn primary run", type: "submit" }, "Run");
     this.element = h("form", { class: "flow-form", novalidate: true, onsubmit: (e) => this.submit(e, onSubmit) },
@@ -29,7 +36,7 @@ export class FlowForm {
       this.note,
       h("div", { class: "form-actions" },
         h("button", { class: "btn ghost", type: "button", onclick: () => this.reset() }, "Reset to defaults"),
-        this.button));
+        h("div", { class: "actions" }, this.surprise, this.button)));
     this.restore();
   }
 
@@ -90,8 +97,9 @@ export class FlowForm {
     }
   }
 
-  formData() {
+  formData(surprise = false) {
     const form = new FormData();
+    if (surprise) form.append("surprise_me", "1");
     for (const field of this.fields) field.append(form);
     if (this.seed) this.seed.append(form);
     if (this.count) form.append("count", this.count.input.value || "1");
@@ -112,13 +120,13 @@ export class FlowForm {
     return true;
   }
 
-  async submit(event, onSubmit) {
+  async submit(event, onSubmit, surprise = false) {
     event.preventDefault();
     if (!this.validate()) return;
     this.button.disabled = true;
     this.button.setAttribute("aria-busy", "true");
     try {
-      await onSubmit(this.formData());
+      await onSubmit(this.formData(surprise));
       this.remember();
     } finally {
       this.button.disabled = false;
