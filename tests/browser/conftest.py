@@ -20,8 +20,10 @@ SHOTS = ROOT / "test-output" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module. Playwright's sync API keeps an asyncio loop running in this
+    thread while it is open, so it must close before other modules call ``asyncio.run``."""
     if not CHROMIUM.is_file():
         reason = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
         if os.environ.get("CI"):
