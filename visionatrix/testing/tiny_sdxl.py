@@ -10,9 +10,10 @@ from the tensor names and shapes):
   resnets, samplers and the deepest level's first transformer block (``input_blocks.7.1``,
   ``middle_block.1``, ``output_blocks.0-2.1``, ``transformer_blocks.0``), 4–16 channels. With no
   transformer on the second level, that level's upsampler sits where the original layout puts it
-  then, ``output_blocks.5.1.conv`` (published: ``output_blocks.5.2.conv``, behind the transformer). At SDXL's ~1 MP sizes attention over 4096 and 1024 positions
-  in those 70 blocks is what a narrow UNet step costs (4.4 s CPU → 0.2 s per step measured here), so
-  the catalog flows, whose sizes and step counts are SDXL's own, run on this one in CI.
+  then, ``output_blocks.5.1.conv`` (published: ``output_blocks.5.2.conv``, behind the transformer).
+  At SDXL's ~1 MP sizes, attention over 4096 and 1024 positions in those 70 blocks is what a narrow
+  UNet step costs (4.4 s CPU per step measured here; lean: 0.2 s), so the catalog flows, whose
+  sizes and step counts are SDXL's own, run on this one in CI.
 
 The real vocabulary size stays (49,408) so the real tokenizers drive it. Tensors are float16 like
 the published files, plus the bookkeeping tensors those carry.
