@@ -196,6 +196,11 @@ def _default_size(flow: dict[str, Any]) -> tuple[int, int] | None:
     return None
 
 
+def _area(choice: str) -> int:
+    m = _SIZE.search(choice)
+    return int(m[1]) * int(m[2]) if m else 0
+
+
 def _assert_size(images: list[np.ndarray], size: tuple[int, int] | None) -> None:
     if size is not None:
         assert {(p.shape[1], p.shape[0]) for p in images} == {size}
@@ -255,6 +260,9 @@ def _other_value(param: dict[str, Any]) -> str | None:
         return "0" if default else "1"
     if param["type"] == "list":
         others = [key for key in param["options"] if key != default]
+        sizes = [m for key in others if (m := _SIZE.search(key))]
+        if sizes and len(sizes) == len(others):  # an aspect ratio: the fewest pixels, the cheapest run
+            return min(others, key=lambda key: _area(key))
         return others[-1] if others else None
     if param["type"] == "text" and param["optional"]:
         return "blurry, low contrast"
