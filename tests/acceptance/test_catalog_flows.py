@@ -27,6 +27,7 @@ from PIL import Image
 
 from tests.support import FIXTURES, Server, wait_for
 from visionatrix.testing.file_server import FileServer
+from visionatrix.testing.llm_server import LLMServer
 
 pytest.importorskip("torch", reason="running the catalog flows needs the worker extra (torch)")
 
@@ -67,7 +68,7 @@ FLUX = (
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory, llm_server: LLMServer) -> Iterator[Server]:
     workdir = tmp_path_factory.mktemp("catalog")
     models = workdir / "models"
     server = Server(
@@ -79,6 +80,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     server.start()
     try:
+        with server.client() as http:  # ask_ai_internal asks "the internal" LLM: a loopback Ollama here
+            for key, value in (("llm_provider", "ollama"), ("ollama_url", llm_server.url)):
+                answer = http.post(
+                    "/vapi/settings/global", json={"key": key, "value": value, "sensitive": False}
+                )
+                assert answer.status_code == 204, answer.text
         yield server
     finally:
         server.stop()
@@ -207,6 +214,11 @@ def _default_size(flow: dict[str, Any]) -> tuple[int, int] | None:
     return None
 
 
+def _area(choice: str) -> int:
+    m = _SIZE.search(choice)
+    return int(m[1]) * int(m[2]) if m else 0
+
+
 def _assert_size(images: list[np.ndarray], size: tuple[int, int] | None) -> None:
     if size is not None:
         assert {(p.shape[1], p.shape[0]) for p in images} == {size}
@@ -266,6 +278,9 @@ def _other_value(param: dict[str, Any]) -> str | None:
         return "0" if default else "1"
     if param["type"] == "list":
         others = [key for key in param["options"] if key != default]
+        sizes = [m for key in others if (m := _SIZE.search(key))]
+        if sizes and len(sizes) == len(others):  # an aspect ratio: the fewest pixels, the cheapest run
+            return min(others, key=lambda key: _area(key))
         return others[-1] if others else None
     if param["type"] == "text" and param["optional"]:
         return "blurry, low contrast"
@@ -405,7 +420,7 @@ def test_a_download_whose_header_contradicts_the_catalog_is_not_installed(tmp_pa
 def test_install_flow_on_the_command_line_refuses_before_downloading(tmp_path: Path) -> None:
     env = Server(tmp_path, f"sqlite:///{tmp_path / 'vix.db'}").env
     done = subprocess.run(
-        [sys.executable, "-m", "visionatrix", "install-flow", "realvis_xl"],
+        [sys.executable, "-m", "visionatrix", "install-flow", "ace_step"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -413,7 +428,10 @@ def test_install_flow_on_the_command_line_refuses_before_downloading(tmp_path: P
         env={**env, "HF_HUB_OFFLINE": "1"},
     )
     assert done.returncode == 1
-    assert "error: flow 'realvis_xl' cannot run on this server: sampler 'dpmpp_sde'" in done.stderr
+    assert (
+        "error: flow 'ace_step' cannot run on this server: node classes this engine does not" in done.stderr
+    )
+    assert "sampler 'res_multistep'" in done.stderr
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").rglob("*")), (
         "nothing downloaded"
     )

@@ -55,3 +55,30 @@ def test_bad_expressions_are_refused_naming_them(tmp_path: Path, expression: str
     with pytest.raises(InvalidInput, match=problem) as info:
         _evaluate(tmp_path, expression, a=3)
     assert repr(expression) in str(info.value)
+
+
+def _math_int(tmp_path: Path, a: int, b: int, operation: str) -> int:
+    ctx = NodeContext(RunEnv(ModelStore(tmp_path), tmp_path, tmp_path, tmp_path), "1", "easy mathInt")
+    cls = lookup("easy mathInt")
+    assert cls is not None
+    return cls().run(ctx, a=a, b=b, operation=operation)[0]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "operation", "expected"),
+    [(7, 1, "add", 8), (7, 9, "subtract", -2), (7, 3, "multiply", 21), (7, 2, "divide", 3),
+     (-7, 2, "divide", -4), (7, 3, "modulo", 1), (-7, 3, "modulo", 2), (2, 10, "power", 1024)],
+)  # fmt: skip
+def test_easy_math_int_is_pythons_integer_arithmetic(
+    tmp_path: Path, a: int, b: int, operation: str, expected: int
+) -> None:
+    assert _math_int(tmp_path, a, b, operation) == expected
+
+
+def test_easy_math_int_refuses_what_it_cannot_compute(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="divide of 3 by zero"):
+        _math_int(tmp_path, 3, 0, "divide")
+    with pytest.raises(InvalidInput, match="out of range"):
+        _math_int(tmp_path, 3, 10**9, "power")
+    with pytest.raises(InvalidInput, match="'root' is not one of"):
+        _math_int(tmp_path, 3, 2, "root")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 
@@ -16,6 +17,7 @@ from visionatrix.testing.loopback import Loopback
 
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
 REPO_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+_SLOW_CHUNK = 256 * 1024
 
 
 @dataclass
@@ -24,6 +26,7 @@ class ServedFile:
     ignore_range: bool = False
     cut_after: int | None = None  # bytes of body sent before the connection drops; None: all
     status: int = 200  # anything else: answer with this error status
+    chunk_delay: float = 0.0  # seconds to pause after each 256 KiB of body: a slow link, for progress bars
 
 
 @dataclass
@@ -132,7 +135,13 @@ def _handler_for(server: FileServer) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
-            self.wfile.write(chunk)
+            if not served.chunk_delay:
+                self.wfile.write(chunk)
+                return
+            for offset in range(0, len(chunk), _SLOW_CHUNK):
+                self.wfile.write(chunk[offset : offset + _SLOW_CHUNK])
+                self.wfile.flush()
+                time.sleep(served.chunk_delay)
 
         def _empty(self, status: int) -> None:
             self.send_response(status)

@@ -6,12 +6,14 @@ from the tensor names and shapes):
 - ``full``: every tensor name of the published SDXL files (``fixtures/sdxl``), same depth
   everywhere — three UNet levels with 0/2/10 transformer blocks, a four-level VAE, 12 + 32
   text-encoder layers — but narrow (16–64 channels). What the layout tests use.
-- ``lean``: a subset of those names, no name the published files lack: the UNet keeps its levels,
+- ``lean``: the published names less 69 of the UNet's 70 transformer blocks: it keeps its levels,
   resnets, samplers and the deepest level's first transformer block (``input_blocks.7.1``,
-  ``middle_block.1``, ``output_blocks.0-2.1``, ``transformer_blocks.0``) and drops the other 69
-  transformer blocks, 4–16 channels. At SDXL's ~1 MP sizes attention over 4096 and 1024 positions
-  in those 70 blocks is what a narrow UNet step costs (4.4 s CPU → 0.2 s per step measured here), so
-  the catalog flows, whose sizes and step counts are SDXL's own, run on this one in CI.
+  ``middle_block.1``, ``output_blocks.0-2.1``, ``transformer_blocks.0``), 4–16 channels. With no
+  transformer on the second level, that level's upsampler sits where the original layout puts it
+  then, ``output_blocks.5.1.conv`` (published: ``output_blocks.5.2.conv``, behind the transformer).
+  At SDXL's ~1 MP sizes, attention over 4096 and 1024 positions in those 70 blocks is what a narrow
+  UNet step costs (4.4 s CPU per step measured here; lean: 0.2 s), so the catalog flows, whose
+  sizes and step counts are SDXL's own, run on this one in CI.
 
 The real vocabulary size stays (49,408) so the real tokenizers drive it. Tensors are float16 like
 the published files, plus the bookkeeping tensors those carry.

@@ -130,17 +130,3 @@ def test_differential_diffusion_hardens_the_mask_by_schedule(ctx: NodeContext) -
     with pytest.raises(InvalidInput, match="strength"):
         run("DifferentialDiffusion", ctx, model=model, strength=2)
 
-
-def test_image_to_mask_and_to_binary_mask(ctx: NodeContext) -> None:
-    image = np.zeros((1, 2, 3, 3), np.float32)
-    image[0, 0, :, 0] = [0.05, 0.5, 1.0]
-    (mask,) = run("ImageToMask", ctx, image=image, channel="red")
-    assert mask.shape == (1, 2, 3) and mask[0, 0].tolist() == pytest.approx([0.05, 0.5, 1.0])
-    (binary,) = run("ToBinaryMask", ctx, mask=mask, threshold=128)
-    assert binary[0].tolist() == [[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]  # above 128/255 only
-    (low,) = run("ToBinaryMask", ctx, mask=mask, threshold=1)
-    assert low[0, 0].tolist() == [1.0, 1.0, 1.0]
-    with pytest.raises(InvalidInput, match="alpha"):
-        run("ImageToMask", ctx, image=image, channel="alpha")
-    with pytest.raises(InvalidInput, match="threshold"):
-        run("ToBinaryMask", ctx, mask=mask, threshold=0)

@@ -8,6 +8,7 @@ its published name in the checkpoint file, not through the engine's key mapping.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -246,3 +247,42 @@ def test_bad_loras_are_refused_by_name(lora_dir: Path, lctx: NodeContext) -> Non
     finally:
         for name in ("loha", "half", "sd1"):
             (folder / f"{name}.safetensors").unlink()
+
+
+def test_kohya_names_map_to_the_layers_diffusers_own_converter_names(
+    lora_dir: Path, lctx: NodeContext
+) -> None:
+    """diffusers converts kohya's original-layout names itself (``lora_state_dict``): every update lands
+    on the layer it names there, with the same tensors."""
+    from types import SimpleNamespace
+
+    from diffusers import StableDiffusionXLPipeline
+
+    from visionatrix.engine.nets import lora as lora_net
+
+    model, clip, _ = run("CheckpointLoaderSimple", lctx, ckpt_name=CKPT)
+    config = dict(model.unet.config)
+    theirs, alphas = StableDiffusionXLPipeline.lora_state_dict(
+        str(lora_dir / "loras" / LORA), unet_config=SimpleNamespace(**config)
+    )
+    key_map = lora_keys.unet_key_map(dict(model.unet.named_parameters()), config)
+    for component in ("text_encoder", "text_encoder_2"):
+        key_map.update(lora_keys.clip_key_map(component, dict(getattr(clip, component).named_parameters())))
+    ours = lora_net.match(lora_net.read_lora(lora_dir / "loras" / LORA), key_map)
+    assert len(ours) * 2 == len(theirs) > 60
+    for target, update in ours.items():
+        layer = target.key.removesuffix(".weight").removeprefix("text_model.")
+        if target.component == "unet":
+            # diffusers names attention layers in its attention-processor form
+            processor = layer.replace(".to_", ".processor.to_").replace(".to_out.0", ".to_out")
+            down = f"unet.{layer}.lora.down.weight"
+            down = down if down in theirs else f"unet.{processor}_lora.down.weight"
+        elif ".self_attn." in layer:  # and its old names for the text encoders' attention
+            old = re.sub(r"self_attn\.(\w+)_proj$", r"self_attn.to_\1_lora", layer)
+            down = f"{target.component}.text_model.{old}.down.weight"
+        else:
+            down = f"{target.component}.text_model.{layer}.lora_linear_layer.down.weight"
+        assert torch.equal(theirs[down], update.down), down
+        assert torch.equal(theirs[down.replace(".down.", ".up.")], update.up), down
+        assert update.alpha == ALPHA
+    assert len(alphas) == len(ours) and set(alphas.values()) == {ALPHA}
