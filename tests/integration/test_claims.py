@@ -9,7 +9,7 @@ from visionatrix.config import _async_url
 from visionatrix.db import tasks as db_tasks
 from visionatrix.db.engine import create_engine, session_factory, upgrade_to_head
 from visionatrix.db.tables import utcnow
-from visionatrix.tasks.lifecycle import lease_expiry
+from visionatrix.tasks import transitions
 
 
 async def _claim_all(url: str, tasks: int, claimers: int) -> list[tuple[str, int]]:
@@ -25,15 +25,14 @@ async def _claim_all(url: str, tasks: int, claimers: int) -> list[tuple[str, int
         got = []
         while True:
             async with sessions() as session:
-                now = utcnow()
-                task = await db_tasks.claim_next(
+                task = await transitions.claimed(
                     session,
+                    worker_id=name,
                     flow_names=["flow"],
                     user_id=None,
                     prefer="",
-                    worker_id=name,
-                    now=now,
-                    leased_until=lease_expiry(now, 60),
+                    now=utcnow(),
+                    lease_seconds=60,
                 )
                 await session.commit()
             if task is None:

@@ -1,4 +1,4 @@
-"""``create_app(config)``: the FastAPI application with its lifespan, routers and error table."""
+"""``create_app(config)``: the FastAPI application with its lifespan, routers, guards and error table."""
 
 from __future__ import annotations
 
@@ -10,33 +10,72 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from visionatrix import __version__, settings, users
-from visionatrix.api import errors
-from visionatrix.api.routes import flows, other, tasks, worker_api, workers
+from visionatrix.api import errors, openapi
+from visionatrix.api.middleware import AllowedMethods, SameOrigin, SecurityHeaders
+from visionatrix.api.routes import docs, flows, other, tasks, worker_api, workers
 from visionatrix.api.routes import settings as settings_routes
 from visionatrix.api.services import Services
-from visionatrix.config import Config
+from visionatrix.api.uploads import BodyLimit
+from visionatrix.config import Config, Mode
 from visionatrix.db.engine import create_engine, session_factory, upgrade_to_head
 from visionatrix.flows.catalog import FlowCatalog
 from visionatrix.storage import Storage
 from visionatrix.tasks.queue import TaskQueue
-from visionatrix.tasks.service import TaskService
+from visionatrix.tasks.service import Limits, TaskService
 from visionatrix.tasks.signals import Signal
+from visionatrix.tasks.webhook_targets import WebhookTargets
 from visionatrix.tasks.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
+# JSON and url-encoded bodies are read whole: none of this API's needs more
+MAX_PLAIN_BODY = 1024 * 1024
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
 
 def create_app(config: Config) -> FastAPI:
-    app = FastAPI(title="Visionatrix", version=__version__, lifespan=_lifespan(config))
+    # the API description is served by routes.docs, behind the same credentials as the API
+    app = FastAPI(
+        title="Visionatrix",
+        version=__version__,
+        lifespan=_lifespan(config),
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     errors.install(app)
-    for module in (tasks, worker_api, flows, settings_routes, workers, other):
+    for module in (tasks, worker_api, flows, settings_routes, workers, other, docs):
         app.include_router(module.router)
+    _guard(app, config)
+    openapi.install(app)
     return app
+
+
+def _guard(app: FastAPI, config: Config) -> None:
+    # the last added runs first: a cross-site write is refused before its body is read
+    app.add_middleware(BodyLimit, max_bytes=max(MAX_PLAIN_BODY, int(config.max_text_kb * 1024) * 4))
+    app.add_middleware(AllowedMethods, routes=app.router.routes)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SameOrigin)
+
+
+def _webhook_targets(config: Config) -> WebhookTargets:
+    return WebhookTargets(allow_private=not config.auth_required, allowlist=config.webhook_allowed())
+
+
+def _warn_if_exposed(config: Config) -> None:
+    if config.mode is Mode.DEFAULT and config.host not in _LOOPBACK:
+        log.warning(
+            "!!! DEFAULT mode has no authentication, and it listens on %s: anyone who can reach this "
+            "port is an administrator. Bind to localhost, or run --mode SERVER with users !!!",
+            config.host,
+        )
 
 
 def _lifespan(config: Config):  # type: ignore[no-untyped-def]
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _warn_if_exposed(config)
         engine = create_engine(config.database_url())
         await upgrade_to_head(engine)
         sessions = session_factory(engine)
@@ -44,7 +83,9 @@ def _lifespan(config: Config):  # type: ignore[no-untyped-def]
             async with sessions() as session:
                 await users.bootstrap_admin(session, config.admin_password.get_secret_value(), config.host)
         storage = Storage(config.base_data_dir)
-        new_work, finished, webhooks = Signal(), Signal(), Webhooks()
+        new_work, finished = Signal(), Signal()
+        targets = _webhook_targets(config)
+        webhooks = Webhooks(targets)
 
         async def hf_token() -> str:
             async with sessions() as session:
@@ -56,7 +97,14 @@ def _lifespan(config: Config):  # type: ignore[no-untyped-def]
             config=config,
             sessions=sessions,
             storage=storage,
-            tasks=TaskService(storage, new_work),
+            tasks=TaskService(
+                storage,
+                new_work,
+                sessions=sessions,
+                finished=finished,
+                limits=Limits(max_image_pixels=config.max_image_pixels, max_list_tasks=config.max_list_tasks),
+                webhook_targets=targets,
+            ),
             queue=TaskQueue(
                 sessions,
                 storage,
@@ -64,11 +112,12 @@ def _lifespan(config: Config):  # type: ignore[no-untyped-def]
                 webhooks,
                 lease_seconds=config.lease_seconds,
                 max_attempts=config.max_attempts,
+                finished=finished,
             ),
             flows=FlowCatalog(
                 sessions, config.models_dir, hf_token, config.extra_node_modules(), new_work.fire
             ),
-            verifier=users.Verifier(),
+            verifier=users.Verifier(max_failures=config.login_max_failures),
             finished=finished,
         )
         app.state.services = services

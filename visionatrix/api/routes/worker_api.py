@@ -10,9 +10,10 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from visionatrix.api.deps import CurrentUser, ServicesDep, SessionDep
+from visionatrix.api.forms import uploaded
+from visionatrix.api.uploads import read_form, upload_limits
 from visionatrix.errors import InvalidInput
 from visionatrix.schemas import NextTaskRequest, ProgressUpdate, WorkerDetails
-from visionatrix.tasks.requests import UploadedFile
 
 router = APIRouter(prefix="/vapi/tasks", tags=["worker"])
 
@@ -36,28 +37,49 @@ async def progress(
     body: ProgressUpdate, services: ServicesDep, session: SessionDep, user: CurrentUser
 ) -> None:
     await services.queue.report(session, user, body)
-    if body.error:
-        services.finished.fire()
 
 
-@router.put("/results", status_code=204)
+RESULTS_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "one part per file, named <task_id>_<node_id>_<n>.<ext>",
+                        },
+                        "worker_details": {"type": "string", "description": "the worker's details as JSON"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.put("/results", status_code=204, openapi_extra=RESULTS_FORM)
 async def results(
     request: Request, services: ServicesDep, session: SessionDep, user: CurrentUser, task_id: int
 ) -> None:
-    form = await request.form(max_part_size=512 * 1024 * 1024)
+    config = services.config
+    form = await read_form(request, upload_limits(config.max_upload_mb, config.max_text_kb, max_files=256))
     try:
         files = [
-            UploadedFile(part.filename or "", await part.read(), part.content_type or "")
+            uploaded(part)
             for key, part in form.multi_items()
             if key == "files" and isinstance(part, UploadFile)
         ]
+        if not files:
+            raise InvalidInput("no result files: send them as repeated 'files' parts")
         details = _details(form.get("worker_details"))
+        await services.queue.complete(session, user, details, task_id, files)
     finally:
         await form.close()
-    if not files:
-        raise InvalidInput("no result files: send them as repeated 'files' parts")
-    await services.queue.complete(session, user, details, task_id, files)
-    services.finished.fire()
 
 
 @router.delete("/lock", status_code=204)
@@ -73,5 +95,5 @@ def _details(raw: object) -> WorkerDetails | None:
         return None
     try:
         return WorkerDetails.model_validate(json.loads(raw))
-    except (json.JSONDecodeError, ValidationError) as exc:
+    except (json.JSONDecodeError, RecursionError, ValidationError) as exc:
         raise InvalidInput(f"worker_details is not a valid JSON object: {exc}") from None
