@@ -216,3 +216,23 @@ def png_bytes(color: tuple[int, int, int] = (10, 200, 30), size: tuple[int, int]
     buffer = io.BytesIO()
     Image.new("RGB", size, color).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def add_user(db_url: str, name: str, password: str, *, admin: bool = False) -> None:
+    """Create a user straight in the server's database (as `visionatrix create-user` does)."""
+    import asyncio
+
+    from visionatrix import users
+    from visionatrix.config import _async_url
+    from visionatrix.db.engine import create_engine, session_factory, upgrade_to_head
+
+    async def go() -> None:
+        engine = create_engine(_async_url(db_url))
+        try:
+            await upgrade_to_head(engine)
+            async with session_factory(engine)() as session:
+                await users.create_user(session, name, password, admin=admin)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())

@@ -63,6 +63,15 @@ def _webhook_targets(config: Config) -> WebhookTargets:
     return WebhookTargets(allow_private=not config.auth_required, allowlist=config.webhook_allowed())
 
 
+def _limits(config: Config) -> Limits:
+    return Limits(
+        max_image_pixels=config.max_image_pixels,
+        # one request may add 16 texts at the field limit: count x input text is bounded by it
+        max_create_text_bytes=int(config.max_text_kb * 1024) * 16,
+        max_list_tasks=config.max_list_tasks,
+    )
+
+
 def _warn_if_exposed(config: Config) -> None:
     if config.mode is Mode.DEFAULT and config.host not in _LOOPBACK:
         log.warning(
@@ -102,7 +111,7 @@ def _lifespan(config: Config):  # type: ignore[no-untyped-def]
                 new_work,
                 sessions=sessions,
                 finished=finished,
-                limits=Limits(max_image_pixels=config.max_image_pixels, max_list_tasks=config.max_list_tasks),
+                limits=_limits(config),
                 webhook_targets=targets,
             ),
             queue=TaskQueue(
