@@ -52,11 +52,12 @@ def create_app(config: Config) -> FastAPI:
 
 
 def _guard(app: FastAPI, config: Config) -> None:
-    # the last added runs first: a cross-site write is refused before its body is read
+    # the last added runs first: every answer gets the safety headers, and a cross-site write is
+    # refused before its body is read
     app.add_middleware(BodyLimit, max_bytes=max(MAX_PLAIN_BODY, int(config.max_text_kb * 1024) * 4))
-    app.add_middleware(AllowedMethods, routes=app.router.routes)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(AllowedMethods, spec=lambda: app.openapi())
     app.add_middleware(SameOrigin)
+    app.add_middleware(SecurityHeaders)
 
 
 def _webhook_targets(config: Config) -> WebhookTargets:

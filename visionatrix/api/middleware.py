@@ -13,11 +13,14 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import urllib.parse
+from collections.abc import Callable
+from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -90,11 +93,12 @@ class SecurityHeaders:
 
 
 class AllowedMethods:
-    """Starlette names only the first route matching a path in a 405's ``Allow``; name them all."""
+    """Starlette names only the first route matching a path in a 405's ``Allow``; name every
+    method the API description gives the path."""
 
-    def __init__(self, app: ASGIApp, routes: list[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp, spec: Callable[[], dict[str, Any]]) -> None:
         self.app = app
-        self.routes = routes
+        self.spec = spec
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,15 +107,24 @@ class AllowedMethods:
 
         async def send_allowed(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] == 405:
-                MutableHeaders(scope=message)["Allow"] = ", ".join(self._methods(scope))
+                methods = self._methods(scope["path"])
+                if methods:
+                    MutableHeaders(scope=message)["Allow"] = ", ".join(methods)
             await send(message)
 
         await self.app(scope, receive, send_allowed)
 
-    def _methods(self, scope: Scope) -> list[str]:
+    def _methods(self, path: str) -> list[str]:
         found: set[str] = set()
-        for route in self.routes:
-            methods = getattr(route, "methods", None)
-            if methods and route.matches(scope)[0] is not Match.NONE:
-                found |= set(methods)
+        for template, item in self.spec().get("paths", {}).items():
+            if _template(template).fullmatch(path):
+                found |= {method.upper() for method in item if method in _HTTP_METHODS}
         return sorted(found)
+
+
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+@functools.lru_cache(maxsize=512)
+def _template(path: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)))
