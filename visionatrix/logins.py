@@ -9,7 +9,11 @@
 - An unknown user costs the same bcrypt as a wrong password and gets the same answer.
 - Failures are counted per client address and user name, and per client address: past the
   limit a minute the client gets ``TooManyAttempts`` (429, Retry-After) until the oldest failure
-  ages out. Checks in flight count too, so 60 parallel guesses cannot slip past the count.
+  ages out. Checks in flight count too, so 60 parallel guesses cannot slip past the count, and a
+  client has at most one check in flight per user name and two in all: a flood from one address
+  holds at most two of the pool's places, and users elsewhere keep logging in.
+- Looking the user up comes after the client is admitted, and its database connection goes back
+  to the pool before bcrypt runs: a refused guess costs neither.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import os
 import secrets
 import time
 from collections import Counter, deque
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,7 +43,7 @@ _WRONG = "invalid username or password"
 class LoginGuard:
     """Counts failed logins per key in a sliding window, and checks in flight."""
 
-    def __init__(self, max_failures: int, window: float = 60.0, max_in_flight: int = 2) -> None:
+    def __init__(self, max_failures: int, window: float = 60.0, max_in_flight: int = 1) -> None:
         self.max_failures = max_failures
         self.window = window
         self.max_in_flight = max_in_flight
@@ -49,7 +54,7 @@ class LoginGuard:
         # (key, failures allowed, checks in flight allowed): one user name, and the whole client
         return [
             (f"{client}\0{name}", self.max_failures, self.max_in_flight),
-            (client, self.max_failures * 5, self.max_in_flight * 4),
+            (client, self.max_failures * 5, self.max_in_flight * 2),
         ]
 
     def admit(self, client: str, name: str) -> None:
@@ -66,14 +71,15 @@ class LoginGuard:
         for key, _f, _i in keys:
             self._in_flight[key] += 1
 
-    def settle(self, client: str, name: str, ok: bool) -> None:
-        """The check admitted for this client and name ended: right (forget its failures) or wrong."""
+    def settle(self, client: str, name: str, ok: bool | None) -> None:
+        """The check admitted for this client and name ended: right (forget its failures), wrong,
+        or not made at all (None)."""
         now = time.monotonic()
         for key, _f, _i in self._keys(client, name):
             self._in_flight[key] -= 1
             if self._in_flight[key] <= 0:
                 del self._in_flight[key]
-            if not ok:
+            if ok is False:
                 self._failures.setdefault(key, deque()).append(now)
         if ok:
             self._failures.pop(f"{client}\0{name}", None)
@@ -91,6 +97,12 @@ class LoginGuard:
             del self._failures[key]
 
 
+@dataclass(frozen=True)
+class _Account:
+    info: UserInfo
+    stored: str
+
+
 class Verifier:
     def __init__(self, ttl: float = 60.0, *, max_failures: int = 10, concurrency: int | None = None) -> None:
         self.ttl = ttl
@@ -98,25 +110,22 @@ class Verifier:
         self._slots = asyncio.Semaphore(concurrency or max(1, min(4, os.cpu_count() or 1)))
         self._secret = secrets.token_bytes(32)
         self._remembered: dict[bytes, tuple[float, str]] = {}
-        self._flights: dict[bytes, asyncio.Future[bool]] = {}
+        self._flights: dict[bytes, asyncio.Future[_Account | None]] = {}
         # how many bcrypt checks ran: lets tests see a remembered login skip them
         self.checks = 0
 
     async def verify(self, session: AsyncSession, name: str, password: str, client: str = "") -> UserInfo:
-        user = await db_users.get(session, name) if 0 < len(name) <= 128 else None
-        stored = user.password_hash if user is not None and not user.disabled else None
         key = hmac.new(self._secret, f"{name}\0{password}".encode(), hashlib.sha256).digest()
-        if stored is not None and self._is_remembered(key, stored):
-            return _info(user)  # type: ignore[arg-type]
-        if not await self._shared_check(key, client, name, password, stored):
+        remembered = self._remembered.get(key)
+        if remembered is not None and remembered[0] > time.monotonic():
+            account = await _account(session, name)
+            if account is not None and hmac.compare_digest(account.stored, remembered[1]):
+                return account.info
+        account = await self._shared_check(session, key, client, name, password)
+        if account is None:
             raise Unauthorized(_WRONG)
-        assert user is not None and stored is not None
-        self._remember(key, stored)
-        return _info(user)
-
-    def _is_remembered(self, key: bytes, stored: str) -> bool:
-        hit = self._remembered.get(key)
-        return hit is not None and hit[0] > time.monotonic() and hmac.compare_digest(hit[1], stored)
+        self._remember(key, account.stored)
+        return account.info
 
     def _remember(self, key: bytes, stored: str) -> None:
         if len(self._remembered) >= _REMEMBERED_MAX:
@@ -124,26 +133,43 @@ class Verifier:
         self._remembered[key] = (time.monotonic() + self.ttl, stored)
 
     async def _shared_check(
-        self, key: bytes, client: str, name: str, password: str, stored: str | None
-    ) -> bool:
-        flight = self._flights.get(key)
-        if flight is None:
-            self.guard.admit(client, name)
-            flight = asyncio.ensure_future(self._check(client, name, password, stored))
-            self._flights[key] = flight
-            flight.add_done_callback(lambda _done: self._flights.pop(key, None))
-        # a client that hangs up must not cancel a check others wait for
-        return await asyncio.shield(flight)
-
-    async def _check(self, client: str, name: str, password: str, stored: str | None) -> bool:
-        ok = False
+        self, session: AsyncSession, key: bytes, client: str, name: str, password: str
+    ) -> _Account | None:
+        while (flight := self._flights.get(key)) is not None:
+            await asyncio.wait({flight})
+            if not flight.cancelled():  # else its request went away: check on our own
+                return flight.result()
+        # a refused guess costs neither a database query nor a bcrypt run
+        self.guard.admit(client, name)
+        flight = asyncio.get_running_loop().create_future()
+        self._flights[key] = flight  # before any await: the same credentials now wait for this
+        ok: bool | None = None
         try:
-            async with self._slots:
-                self.checks += 1
-                ok = await asyncio.to_thread(_matches, password, stored)
+            account = await _account(session, name)
+            matched = await self._check(password, account)
+            ok = matched is not None
+            flight.set_result(matched)
+            return matched
         finally:
+            self._flights.pop(key, None)
+            if not flight.done():
+                flight.cancel()
             self.guard.settle(client, name, ok)
-        return ok
+
+    async def _check(self, password: str, account: _Account | None) -> _Account | None:
+        async with self._slots:
+            self.checks += 1
+            ok = await asyncio.to_thread(_matches, password, account.stored if account else None)
+        return account if ok else None
+
+
+async def _account(session: AsyncSession, name: str) -> _Account | None:
+    """The user's details and stored hash, if the user may log in. The session's connection goes
+    back to the pool at once: it is not held while bcrypt runs."""
+    user = await db_users.get(session, name) if 0 < len(name) <= 128 else None
+    found = None if user is None or user.disabled else _Account(_info(user), user.password_hash)
+    await session.rollback()
+    return found
 
 
 def _matches(password: str, stored: str | None) -> bool:
