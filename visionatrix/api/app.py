@@ -47,7 +47,7 @@ def create_app(config: Config) -> FastAPI:
     for module in (tasks, worker_api, flows, settings_routes, workers, other, docs):
         app.include_router(module.router)
     _guard(app, config)
-    openapi.install(app)
+    openapi.install(app, config.auth_required)
     return app
 
 

@@ -21,7 +21,9 @@ router = APIRouter(prefix="/vapi/tasks", tags=["worker"])
 MAX_WAIT = 55.0
 
 
-@router.post("/next", response_model=None)
+@router.post(
+    "/next", response_model=None, responses={204: {"description": "no task for this worker (within `wait`)"}}
+)
 async def next_task(
     body: NextTaskRequest,
     services: ServicesDep,
@@ -50,6 +52,7 @@ RESULTS_FORM = {
                     "properties": {
                         "files": {
                             "type": "array",
+                            "minItems": 1,
                             "items": {"type": "string", "format": "binary"},
                             "description": "one part per file, named <task_id>_<node_id>_<n>.<ext>",
                         },
