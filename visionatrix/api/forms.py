@@ -131,6 +131,14 @@ _FLOW_INPUT = {
     "description": "a flow input: text as a string, a file as a file part, or a JSON reference "
     '{"task_id": X, "node_id": N} / {"task_id": X, "input_index": i}',
 }
+
+
+def multipart_body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """The ``openapi_extra`` of a route that reads its multipart form itself (within upload limits)."""
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
 # the create routes read their form themselves (within upload limits); this describes it
 TASK_FORM: dict[str, Any] = {
     "requestBody": {

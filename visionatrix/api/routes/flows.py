@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 
 from visionatrix.api.deps import AdminUser, CurrentUser, ServicesDep, SessionDep
+from visionatrix.api.forms import multipart_body
 from visionatrix.api.uploads import read_form, upload_limits
 from visionatrix.errors import InvalidInput
 
@@ -31,26 +32,16 @@ async def install_named(
     return await services.flows.install_named(session, name)
 
 
-FLOW_FILE_FORM = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["flow_file"],
-                    "properties": {
-                        "flow_file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "a ComfyUI API-format flow with a VixUiWorkflowMetadata node",
-                        }
-                    },
-                }
-            }
-        },
-    }
-}
+FLOW_FILE_FORM = multipart_body(
+    {
+        "flow_file": {
+            "type": "string",
+            "format": "binary",
+            "description": "a ComfyUI API-format flow with a VixUiWorkflowMetadata node",
+        }
+    },
+    required=["flow_file"],
+)
 
 
 @router.put("/flow", openapi_extra=FLOW_FILE_FORM)

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from visionatrix.api.deps import CurrentUser, ServicesDep, SessionDep
-from visionatrix.api.forms import uploaded
+from visionatrix.api.forms import multipart_body, uploaded
 from visionatrix.api.uploads import read_form, upload_limits
 from visionatrix.errors import InvalidInput
 from visionatrix.schemas import NextTaskRequest, ProgressUpdate, WorkerDetails
@@ -41,28 +41,18 @@ async def progress(
     await services.queue.report(session, user, body)
 
 
-RESULTS_FORM = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["files"],
-                    "properties": {
-                        "files": {
-                            "type": "array",
-                            "minItems": 1,
-                            "items": {"type": "string", "format": "binary"},
-                            "description": "one part per file, named <task_id>_<node_id>_<n>.<ext>",
-                        },
-                        "worker_details": {"type": "string", "description": "the worker's details as JSON"},
-                    },
-                }
-            }
+RESULTS_FORM = multipart_body(
+    {
+        "files": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string", "format": "binary"},
+            "description": "one part per file, named <task_id>_<node_id>_<n>.<ext>",
         },
-    }
-}
+        "worker_details": {"type": "string", "description": "the worker's details as JSON"},
+    },
+    required=["files"],
+)
 
 
 @router.put("/results", status_code=204, openapi_extra=RESULTS_FORM)
