@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import FIXTURES, FLOWS, Server
+from visionatrix.testing.llm_server import LLMServer
 
 PG_ADMIN = os.environ.get("VIX_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -109,3 +110,17 @@ def idle_server(tmp_path: Path, db_url: str) -> Iterator[Server]:
     """DEFAULT mode with no local worker: tasks stay queued until a test claims them itself."""
     with _serving(tmp_path, db_url, local_workers=0) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def llm_server() -> Iterator[LLMServer]:
+    """A loopback server speaking Ollama's, Gemini's and OpenAI's wire protocols (one per module)."""
+    with LLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def llm(llm_server: LLMServer) -> LLMServer:
+    """The module's LLM server with nothing seen, no canned answers, faults or delay."""
+    llm_server.reset()
+    return llm_server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -65,9 +66,13 @@ class Process:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
-        if not self.alive():
+        if self.proc is None:
             return
-        assert self.proc is not None
+        if not self.alive():
+            # the leader is gone; anything it left in its group (a local worker) goes too
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            return
         # the whole process group: DEFAULT mode's local worker goes too
         os.killpg(self.proc.pid, sig)
         try:
@@ -156,9 +161,15 @@ def wait_for(task_id: int, http: httpx.Client, timeout: float = 60, until: str =
 
 
 def record_flow(
-    log_path: Path, seconds: float = 0.0, steps: int = 10, name: str = "record"
+    log_path: Path, seconds: float = 0.0, steps: int = 10, name: str = "record", model: str = ""
 ) -> dict[str, Any]:
-    """A flow: prompt → TestRecord (appends to log_path, works ``seconds``) → SaveImage (node 9)."""
+    """A flow: prompt → TestRecord (appends to log_path, works ``seconds``) → SaveImage (node 9).
+
+    ``model``: a file TestRecord needs under ``MODELS_DIR/test_models`` (not in any catalog, so
+    the flow lists no models and only running it finds the file missing)."""
+    record: dict[str, Any] = {"text": ["1", 0], "log_path": str(log_path), "seconds": seconds, "steps": steps}
+    if model:
+        record["model"] = model
     return {
         "1": {
             "class_type": "VixUiPrompt",
@@ -176,7 +187,7 @@ def record_flow(
         },
         "2": {
             "class_type": "TestRecord",
-            "inputs": {"text": ["1", 0], "log_path": str(log_path), "seconds": seconds, "steps": steps},
+            "inputs": record,
             "_meta": {"title": "Record"},
         },
         "9": {

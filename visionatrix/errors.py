@@ -14,10 +14,14 @@ VixError
  ├── TimedOut            a wait ran out of time (create-sync)
  ├── FlowNotInstalled    a flow that exists in the catalog but is not installed
  ├── MissingNodeClasses  a flow uses node classes the engine does not implement
+ ├── FlowNotRunnable     a flow this server cannot run: each reason named (classes, samplers, models)
  ├── ModelMissing        a model file is not on disk (offline, or not installed yet)
  ├── ModelDownloadError  a model could not be fetched or failed verification
  ├── NodeError           a node failed while running a graph; names node id and class
- └── Cancelled           the running graph was asked to stop
+ ├── Cancelled           the running graph was asked to stop
+ └── ProviderError       an LLM provider (Ollama, Gemini, OpenAI-compatible) refused or failed
+      ├── ProviderNotConfigured  no provider chosen, or a required key/URL/model is missing
+      └── ProviderTimeout        the provider did not answer in time
 """
 
 from __future__ import annotations
@@ -91,6 +95,15 @@ class MissingNodeClasses(InvalidInput):
         super().__init__("Flow uses node classes this engine does not implement: " + ", ".join(self.classes))
 
 
+class FlowNotRunnable(InvalidInput):
+    """This server cannot run the flow."""
+
+    def __init__(self, name: str, reasons: list[str]) -> None:
+        self.name = name
+        self.reasons = list(reasons)
+        super().__init__(f"flow '{name}' cannot run on this server: " + "; ".join(self.reasons))
+
+
 class ModelMissing(VixError):
     """A model file is missing."""
 
@@ -117,3 +130,20 @@ class NodeError(VixError):
 
 class Cancelled(VixError):
     """The task was cancelled."""
+
+
+class ProviderError(VixError):
+    """The LLM provider failed."""
+
+    def __init__(self, provider: str, reason: str) -> None:
+        self.provider = provider
+        self.reason = reason
+        super().__init__(f"{provider}: {reason}")
+
+
+class ProviderNotConfigured(ProviderError):
+    """The LLM provider is not configured."""
+
+
+class ProviderTimeout(ProviderError):
+    """The LLM provider did not answer in time."""

@@ -82,3 +82,20 @@ class WorkerSettings(BaseModel):
 
     worker_id: str
     tasks_to_give: list[str] = Field(default_factory=list)
+
+
+class TranslatePromptRequest(BaseModel):
+    prompt: str = Field(description="The image generation prompt to translate.")
+    system_prompt: str | None = Field(None, description="Instructions for the LLM; default: ours.")
+
+
+class TranslatePromptResponse(BaseModel):
+    prompt: str = Field(description="The prompt as sent.")
+    result: str = Field(description="The prompt in English.")
+    done_reason: str = Field(description="Why the LLM stopped: stop, max_tokens...")
+
+
+class OllamaModelItem(BaseModel):
+    model: str
+    size: int = Field(description="bytes")
+    modified_at: float = Field(description="Unix time of the model's last change")

@@ -104,7 +104,9 @@ def test_birefnet_flows_give_rgba_of_the_input_size(model_server: Server, flow: 
     _task, png = _run(model_server, flow, {}, {"input_image": ("p.png", photo.getvalue(), "image/png")})
     result = Image.open(io.BytesIO(png))
     assert result.mode == "RGBA" and result.size == (96, 64)
-    assert np.asarray(result)[..., :3].mean(axis=(0, 1)).round().tolist() == [200, 30, 30]
+    # the cut-out's colour is the node's 8-bit (truncated) foreground estimate: the input's, within 1
+    rgb = np.asarray(result)[..., :3].astype(int)
+    assert np.abs(rgb - [200, 30, 30]).max() <= 1
 
 
 def test_u2netp_cuts_out_a_real_photo(model_server: Server) -> None:

@@ -1,7 +1,10 @@
 """Nodes for tests, loaded into servers and workers through VIX_NODE_MODULES (the custom-node path).
 
 ``TestRecord`` appends a line to a file each time it runs (to count executions), then works for
-``seconds`` in small steps with progress and cancel checks, like a sampler loop.
+``seconds`` in ``steps`` with progress and cancel checks, like a sampler loop (``steps=1``: one
+long stretch with no cancel point, like a long native call). With ``model`` set it first needs
+that file under ``MODELS_DIR/test_models`` (a missing one raises ``ModelMissing``, as a real
+loader does).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from visionatrix.engine.registry import node
 
 @node("TestRecord")
 class TestRecord:
-    def run(self, ctx, text: str, log_path: str, seconds: float = 0.0, steps: int = 10):  # type: ignore[no-untyped-def]
+    def run(self, ctx, text: str, log_path: str, seconds: float = 0.0, steps: int = 10, model: str = ""):  # type: ignore[no-untyped-def]
+        if model:
+            ctx.models.path("test_models", model)
         with open(log_path, "a") as log:
             log.write(f"{text}\t{os.getpid()}\n")
         for step in range(steps):

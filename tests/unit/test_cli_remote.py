@@ -8,15 +8,11 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
-from visionatrix.cli_remote import EXIT_CLIENT_ERROR, EXIT_UNREACHABLE, register
+from visionatrix.cli import main
+from visionatrix.cli.errors import EXIT_CLIENT_ERROR, EXIT_UNREACHABLE
 
 
 def _cli() -> click.Group:
-    @click.group()
-    def main() -> None:
-        """The lead's main group stands in here."""
-
-    register(main)
     return main
 
 
@@ -26,9 +22,8 @@ def _closed_url() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-def test_register_adds_flows_and_the_task_group() -> None:
-    main = _cli()
-    assert set(main.commands) == {"flows", "task"}
+def test_the_main_group_has_every_command() -> None:
+    assert set(main.commands) == {"run", "create-user", "install-flow", "flows", "task"}
     assert set(main.commands["task"].commands) == {"run", "list", "show", "rm", "restart"}  # type: ignore[attr-defined]
 
 

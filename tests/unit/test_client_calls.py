@@ -139,6 +139,15 @@ def test_upload_results_repeats_the_files_part() -> None:
     ]
 
 
+def test_worker_names_itself_when_uploading_and_giving_back() -> None:
+    details = {"worker_id": "w:host:1", "worker_version": "1"}
+    upload = _encode(_calls.upload_results(5, [("5_9_0.png", PNG, "image/png")], details))
+    assert _form(upload)[-1] == ("worker_details", None, json.dumps(details).encode(), None)
+    release = _encode(_calls.release_lock(5, details))
+    assert json.loads(release.headers["x-worker-details"]) == details
+    assert "x-worker-details" not in _encode(_calls.release_lock(5)).headers
+
+
 @pytest.mark.parametrize(
     ("call", "method", "target"),
     [

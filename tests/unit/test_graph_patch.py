@@ -137,9 +137,20 @@ def test_optional_context_mask_is_cut_at_the_optional_input() -> None:
 def test_required_inputs_cascade_by_default_and_the_predicate_can_say_otherwise() -> None:
     graph, flow = load("ask_ai_internal")
     files = {"image_2": "2.png", "image_3": "3.png"}
-    # ComfyUI's ImageBatch requires both images: without image_1 both batches go.
+    # ComfyUI's ImageBatch requires both images: without image_1 the first batch goes, and (as
+    # Visionatrix bridges a pass-through node left with one input) the second batch takes image_2
     patched = patch_graph(graph, flow, {"prompt": "p"}, files, seed=1)
-    assert not {"65", "66", "67"} & patched.keys()
+    assert not {"65", "66"} & patched.keys()
+    assert patched["67"]["inputs"] == {"image1": ["68", 0], "image2": ["69", 0]}
+    assert patched["38"]["inputs"]["images"] == ["67", 0] and patched["71"]["inputs"]["image_1"] == ["67", 0]
+    check_graph(patched)
+    # only image_1: both batches are bridged, the LLM nodes read image_1 directly
+    patched = patch_graph(graph, flow, {"prompt": "p"}, {"image_1": "1.png"}, seed=1)
+    assert not {"66", "67", "68", "69"} & patched.keys()
+    assert patched["38"]["inputs"]["images"] == ["65", 0] and patched["71"]["inputs"]["image_1"] == ["65", 0]
+    # no image at all: nothing is left to bridge, the optional image inputs are cut
+    patched = patch_graph(graph, flow, {"prompt": "p"}, {}, seed=1)
+    assert not {"65", "66", "67", "68", "69"} & patched.keys()
     assert "images" not in patched["38"]["inputs"] and "image_1" not in patched["71"]["inputs"]
 
     def batch_inputs_optional(class_type: str, name: str) -> bool:

@@ -19,6 +19,7 @@ from visionatrix.api.uploads import BodyLimit
 from visionatrix.config import Config, Mode
 from visionatrix.db.engine import create_engine, session_factory, upgrade_to_head
 from visionatrix.flows.catalog import FlowCatalog
+from visionatrix.flows.sources import CatalogSources
 from visionatrix.storage import Storage
 from visionatrix.tasks.queue import TaskQueue
 from visionatrix.tasks.service import Limits, TaskService
@@ -125,7 +126,12 @@ def _lifespan(config: Config):  # type: ignore[no-untyped-def]
                 finished=finished,
             ),
             flows=FlowCatalog(
-                sessions, config.models_dir, hf_token, config.extra_node_modules(), new_work.fire
+                sessions,
+                config.models_dir,
+                hf_token,
+                config.extra_node_modules(),
+                new_work.fire,
+                CatalogSources(config.flows_url, config.models_catalog_url, config.catalog_ttl),
             ),
             verifier=users.Verifier(max_failures=config.login_max_failures),
             finished=finished,

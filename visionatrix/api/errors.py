@@ -25,6 +25,9 @@ STATUS: list[tuple[type[errors.VixError], int]] = [
     (errors.TaskFailed, 422),
     (errors.TimedOut, 504),
     (errors.NodeError, 500),
+    (errors.ProviderNotConfigured, 412),
+    (errors.ProviderTimeout, 504),
+    (errors.ProviderError, 502),
 ]
 
 

@@ -16,17 +16,19 @@ _WHY = {
     403: "Not allowed (admins only, another user's worker, or a cross-site write)",
     404: "No such task, flow, file or worker (or not the caller's)",
     409: "The request clashes with the current state",
+    412: "No LLM provider is configured for this",
     413: "A file part, text field or body beyond this server's limits",
     422: "The task failed (create-sync), or malformed parameters",
     429: "Too many failed logins from this client; retry after `Retry-After` seconds",
-    502: "A model could not be downloaded",
-    504: "The task did not finish in time",
+    502: "A model could not be downloaded, or the LLM provider failed",
+    504: "The task (or the LLM provider) did not answer in time",
     507: "No room left in the data folder",
 }
 # the answers beyond the common ones (auth, login limit, cross-site writes, body limits)
 _ROUTES: dict[tuple[str, str], tuple[int, ...]] = {
-    ("put", "/vapi/tasks/create/{flow_name}"): (400, 404, 413, 507),
-    ("put", "/vapi/tasks/create-sync/{flow_name}"): (400, 404, 413, 422, 504, 507),
+    # translate=1 asks the LLM provider at creation
+    ("put", "/vapi/tasks/create/{flow_name}"): (400, 404, 412, 413, 502, 504, 507),
+    ("put", "/vapi/tasks/create-sync/{flow_name}"): (400, 404, 412, 413, 422, 502, 504, 507),
     ("get", "/vapi/tasks/progress/{task_id}"): (404,),
     ("get", "/vapi/tasks/results"): (400, 404),
     ("get", "/vapi/tasks/inputs"): (404,),
@@ -45,6 +47,8 @@ _ROUTES: dict[tuple[str, str], tuple[int, ...]] = {
     ("delete", "/vapi/flows/flow"): (403, 404, 409),
     ("get", "/vapi/flows/install-progress"): (403,),
     ("post", "/vapi/settings/global"): (403,),
+    ("post", "/vapi/other/translate-prompt"): (400, 412, 502, 504),
+    ("get", "/vapi/settings/ollama/models"): (403, 404, 412, 502, 504),
 }
 _UNLISTED = (400, 404)  # a route added without an entry here: its likely answers
 _WRITES = ("post", "put", "patch", "delete")

@@ -5,6 +5,7 @@ Pure: no IO. The sync and async clients send the same calls, so the wire shape l
 
 from __future__ import annotations
 
+import json
 import mimetypes
 import re
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ class Call:
     parts: list[Part] | None = None
     idempotent: bool = True
     timeout: float | None = None  # None: the client's default
+    headers: dict[str, str] | None = None
 
     def describe(self) -> str:
         return f"{self.method} {self.path}"
@@ -41,6 +43,8 @@ class Call:
     def httpx_kwargs(self, default_timeout: httpx.Timeout) -> dict[str, Any]:
         timeout = default_timeout if self.timeout is None else httpx.Timeout(self.timeout)
         kwargs: dict[str, Any] = {"params": self.params, "timeout": timeout}
+        if self.headers is not None:
+            kwargs["headers"] = self.headers
         if self.json is not None:
             kwargs["json"] = self.json
         if self.parts is not None:
@@ -127,13 +131,19 @@ def report_progress(
     return Call("PUT", "/vapi/tasks/progress", json=body)
 
 
-def upload_results(task_id: int, files: list[tuple[str, bytes, str]]) -> Call:
+def upload_results(
+    task_id: int, files: list[tuple[str, bytes, str]], worker_details: dict[str, Any] | None = None
+) -> Call:
     parts: list[Part] = [("files", (name, content, kind)) for name, content, kind in files]
+    if worker_details is not None:  # names the worker, so a claim lost to another is refused
+        parts.append(("worker_details", (None, json.dumps(worker_details), None)))
     return Call("PUT", "/vapi/tasks/results", params={"task_id": str(task_id)}, parts=parts)
 
 
-def release_lock(task_id: int) -> Call:
-    return Call("DELETE", "/vapi/tasks/lock", params={"task_id": str(task_id)})
+def release_lock(task_id: int, worker_details: dict[str, Any] | None = None) -> Call:
+    # a DELETE carries no body: the worker names itself in a header, as the server reads it
+    headers = None if worker_details is None else {"x-worker-details": json.dumps(worker_details)}
+    return Call("DELETE", "/vapi/tasks/lock", params={"task_id": str(task_id)}, headers=headers)
 
 
 def task_input(task_id: int, input_index: int) -> Call:

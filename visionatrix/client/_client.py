@@ -283,12 +283,18 @@ class Client:
         """Report the claimed task's progress; :class:`NotFound` means it was cancelled: stop it."""
         self._send(_calls.report_progress(task_id, progress, execution_time, error, worker_details))
 
-    def upload_results(self, task_id: int, files: list[tuple[str, bytes, str]]) -> None:
+    def upload_results(
+        self,
+        task_id: int,
+        files: list[tuple[str, bytes, str]],
+        worker_details: dict[str, Any] | None = None,
+    ) -> None:
         """Store the task's output files: ``(<task_id>_<node_id>_<n>.<ext>, content, content_type)``."""
-        self._send(_calls.upload_results(task_id, files))
+        self._send(_calls.upload_results(task_id, files, worker_details))
 
-    def release_lock(self, task_id: int) -> None:
-        self._send(_calls.release_lock(task_id))
+    def release_lock(self, task_id: int, worker_details: dict[str, Any] | None = None) -> None:
+        """Give the claimed task back to the queue (another worker may take it)."""
+        self._send(_calls.release_lock(task_id, worker_details))
 
     def task_input(self, task_id: int, input_index: int) -> bytes:
         """An input file of a task."""

@@ -16,6 +16,9 @@
   engine's registry); the default knows the ``optional_*`` naming convention and the optional
   inputs of the node classes the Visionatrix flows feed optional images into. A cut that would
   remove an output node is refused: the task could never produce that output.
+  As in Visionatrix, a node cut for a lost input that passes its one remaining input through
+  (``BYPASS_WHEN_CUT``: an ImageBatch left with one image) is bridged, not followed: its
+  readers take that input instead, so two of three optional images still arrive.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ KNOWN_OPTIONAL_INPUTS: dict[str, frozenset[str]] = {
     ),
 }
 SEED_INPUTS = ("seed", "noise_seed")
+# node classes whose output has the type of their linked inputs (ComfyUI ImageBatch: IMAGE in and out)
+BYPASS_WHEN_CUT = frozenset({"ImageBatch"})
 
 
 def default_is_optional(class_type: str, input_name: str) -> bool:
@@ -128,12 +133,24 @@ def cut_node(
         if node is None:
             continue
         removed[current] = node["class_type"]
+        bridge = _bridge(node)
         for consumer_id, consumer in graph.items():
             for name in _inputs_linked_to(consumer, current):
+                if bridge is not None:
+                    consumer["inputs"][name] = list(bridge)
+                    continue
                 del consumer["inputs"][name]
                 if not is_optional(consumer["class_type"], name):
                     pending.append(consumer_id)
     return removed
+
+
+def _bridge(node: Mapping[str, Any]) -> list[Any] | None:
+    """The one link a cut pass-through node leaves behind, which its readers take instead."""
+    if node["class_type"] not in BYPASS_WHEN_CUT:
+        return None
+    links = [v for v in node["inputs"].values() if isinstance(v, list) and len(v) == 2]
+    return links[0] if len(links) == 1 else None
 
 
 def _inputs_linked_to(node: Mapping[str, Any], source_id: str) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 # Input types whose value arrives as a form field (text) or as an uploaded file.
 TEXT_TYPES = frozenset({"text", "number", "list", "bool", "range", "range_scale"})
@@ -83,6 +83,12 @@ class Flow(BaseModel):
     input_params: list[InputParam] = Field(default_factory=list)
     outputs: list[FlowOutput] = Field(default_factory=list)
     node_classes: list[str] = Field(default_factory=list, description="Sorted class_type values (extension).")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def is_surprise_me_supported(self) -> bool:
+        """Surprise Me (a random prompt per task from the LLM) needs a ``prompt`` input and ``count``."""
+        return self.is_count_supported and self.input_param("prompt") is not None
 
     def input_param(self, name: str) -> InputParam | None:
         return next((p for p in self.input_params if p.name == name), None)

@@ -24,7 +24,7 @@ from visionatrix.flows.inputs import validate_inputs
 from visionatrix.flows.model import Flow
 from visionatrix.schemas import UserInfo
 from visionatrix.storage import Storage
-from visionatrix.tasks import inputs, transitions, wire
+from visionatrix.tasks import inputs, transitions, translation, wire
 from visionatrix.tasks.lifecycle import Status
 from visionatrix.tasks.requests import TaskRequest
 from visionatrix.tasks.signals import Signal
@@ -84,9 +84,10 @@ class TaskService:
             if req.child_task
             else None
         )
+        per_task = await translation.prepare(session, user, flow, values, req)
         ids: list[int] = []
         try:
-            for i in range(req.count):
+            for i, (task_values, translated) in enumerate(per_task):
                 seed = req.seed + i if req.seed is not None else random.randint(0, MAX_SEED)
                 task = await db_tasks.add(
                     session,
@@ -94,7 +95,8 @@ class TaskService:
                     user_id=user.user_id,
                     priority=req.priority,
                     group_scope=req.group_scope,
-                    input_params={**values, "seed": seed},
+                    input_params={**task_values, "seed": seed},
+                    translated_input_params=translated,
                     outputs=flow.output_templates(),
                     webhook_url=req.webhook_url,
                     webhook_headers=req.webhook_headers,
@@ -108,7 +110,11 @@ class TaskService:
                 ]
                 names = {param: s.file_name for param, s in stored.items()}
                 task.flow_graph = patch_graph(
-                    graph, flow, values, names, seed if flow.is_seed_supported else None
+                    graph,
+                    flow,
+                    {**task_values, **(translated or {})},
+                    names,
+                    seed if flow.is_seed_supported else None,
                 )
             await session.commit()
         except BaseException:

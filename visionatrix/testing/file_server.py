@@ -1,17 +1,18 @@
 """A real HTTP file server on a free local port, for download tests.
 
 It serves in-memory files with ``Range`` support, answers ``HEAD`` with the headers the Hugging
-Face Hub sends (``X-Repo-Commit``, ``ETag``), logs every request, and can misbehave on purpose:
-ignore ``Range`` or cut the connection after a number of bytes.
+Face Hub sends (``X-Repo-Commit``, ``ETag``), ``304`` to a matching ``If-None-Match``, logs every
+request, and can misbehave on purpose: ignore ``Range`` or cut the connection after a number of bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from visionatrix.testing.loopback import Loopback
 
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
 REPO_COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -30,6 +31,7 @@ class Request:
     method: str
     path: str
     range: str | None
+    if_none_match: str | None = None
 
 
 @dataclass
@@ -38,14 +40,11 @@ class FileServer:
     requests: list[Request] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        self._loopback = Loopback(_handler_for(self))
 
     @property
     def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._loopback.url
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -55,13 +54,15 @@ class FileServer:
         return self.url(path)
 
     def __enter__(self) -> FileServer:
-        self._thread.start()
+        self._loopback.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._loopback.stop()
+
+
+def _etag(served: ServedFile) -> str:
+    return f'"{hashlib.sha256(served.data).hexdigest()}"'
 
 
 def _handler_for(server: FileServer) -> type[BaseHTTPRequestHandler]:
@@ -79,10 +80,15 @@ def _handler_for(server: FileServer) -> type[BaseHTTPRequestHandler]:
 
         def _answer(self, body: bool) -> None:
             path = self.path.split("?", 1)[0]
-            server.requests.append(Request(self.command, path, self.headers.get("Range")))
+            server.requests.append(
+                Request(self.command, path, self.headers.get("Range"), self.headers.get("If-None-Match"))
+            )
             served = server.files.get(path)
             if served is None or served.status != 200:
                 self._empty(404 if served is None else served.status)
+                return
+            if self.headers.get("If-None-Match") == _etag(served):
+                self._empty(304)
                 return
             start, end = self._range(served)
             if start is None:
@@ -114,7 +120,7 @@ def _handler_for(server: FileServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(end - start))
             self.send_header("Content-Type", "application/octet-stream")
             self.send_header("Accept-Ranges", "bytes")
-            self.send_header("ETag", f'"{hashlib.sha256(served.data).hexdigest()}"')
+            self.send_header("ETag", _etag(served))
             self.send_header("X-Repo-Commit", REPO_COMMIT)
             self.end_headers()
 

@@ -79,8 +79,12 @@ def _bookkeeping(configs: dict[str, dict[str, Any]]) -> dict[str, torch.Tensor]:
     }
 
 
-def write_tiny_sdxl_checkpoint(path: Path, seed: int = 0) -> Path:
-    """Write the tiny checkpoint (about 20 MB) to ``path``; the same ``seed`` gives the same file."""
+def write_tiny_sdxl_checkpoint(path: Path, seed: int = 0, *, playground: bool = False) -> Path:
+    """Write the tiny checkpoint (about 20 MB) to ``path``; the same ``seed`` gives the same file.
+
+    ``playground``: also write the ``edm_mean`` / ``edm_std`` tensors Playground v2.5 checkpoints
+    carry, by which loaders (ComfyUI's and ours) recognise its EDM sampling and latent format.
+    """
     import torch
     from safetensors.torch import save_file
 
@@ -92,6 +96,10 @@ def write_tiny_sdxl_checkpoint(path: Path, seed: int = 0) -> Path:
         for key, tensor in _original_tensors(component, module, configs[component]).items():
             tensors[keys.file_name(key)] = tensor.detach().to(torch.float16).contiguous()
     tensors.update(_bookkeeping(configs))
+    if playground:
+        # Playground v2.5's published latent statistics, in the shape its checkpoints store them
+        tensors["edm_mean"] = torch.tensor([-1.6574, 1.886, -1.383, 2.5155]).view(1, 4, 1, 1)
+        tensors["edm_std"] = torch.tensor([8.4927, 5.9022, 6.8617, 5.245]).view(1, 4, 1, 1)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={"format": "pt"})

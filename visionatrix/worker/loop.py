@@ -1,26 +1,42 @@
-"""The worker loop: long-poll for a task this worker can run, run it, repeat; back off when the
-server is away. Stops cleanly on SIGTERM/SIGINT between tasks (a running task is released)."""
+"""The worker loop: long-poll for a task this worker can run, run it, repeat.
+
+Nothing that happens to one task ends the worker. A task deleted on the server (a 404 anywhere)
+is dropped. A server that keeps failing (5xx or no answer, after the client's bounded retries), a
+model file missing here, or a stop request: the task is given back to the queue (its claim
+released) for this or another worker, and the loop goes on (or, when stopping, returns).
+Only credentials the server refuses end the loop, with an error naming WORKER_AUTH.
+"""
 
 from __future__ import annotations
 
+import enum
+import functools
 import logging
 import random
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from visionatrix.client import Client, ClientError
-from visionatrix.engine import registry
+from visionatrix import errors
+from visionatrix.client import Client, ClientError, Forbidden, NotFound, Unauthorized
 from visionatrix.engine.context import ModelStore
+from visionatrix.errors import Cancelled, ModelMissing
+from visionatrix.worker.flows import FLOWS_TTL, RunnableFlows
 from visionatrix.worker.identity import worker_details
 from visionatrix.worker.runner import run_task
+from visionatrix.worker.shutdown import Shutdown
 
 log = logging.getLogger(__name__)
 
 LONG_POLL_SECONDS = 25.0
-_FLOWS_TTL = 5.0
+
+
+class Outcome(enum.StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # deleted on the server (Visionatrix's cancel): dropped
+    RELEASED = "released"  # given back to the queue, to run again here or elsewhere
 
 
 @dataclass
@@ -33,74 +49,130 @@ class WorkerOptions:
     max_tasks: int | None = None  # stop after this many tasks (tests, one-shot workers)
 
 
-class RunnableFlows:
-    """Which installed flows this worker can run: every node class implemented, every model on disk."""
+class Backoff:
+    """Waits that double with each failure in a row (half of each random, capped); a success resets."""
 
-    def __init__(self, client: Client, models_dir: Path) -> None:
-        self.client = client
-        self.models_dir = models_dir
-        self._names: list[str] = []
-        self.known: list[str] = []  # every installed flow, runnable here or not
-        self._at = -_FLOWS_TTL
+    def __init__(self, first: float = 0.5, cap: float = 30.0) -> None:
+        self.first = first
+        self.cap = cap
+        self.failures = 0
 
-    def invalidate(self) -> None:
-        self._at = -_FLOWS_TTL
+    def next_delay(self) -> float:
+        self.failures += 1
+        return min(self.cap, self.first * 2 ** min(self.failures - 1, 10)) * random.uniform(0.5, 1.0)
 
-    def names(self) -> list[str]:
-        if time.monotonic() - self._at >= _FLOWS_TTL:
-            installed = self.client.flows()
-            self.known = [f["name"] for f in installed]
-            self._names = [f["name"] for f in installed if self._runnable(f)]
-            self._at = time.monotonic()
-        return self._names
-
-    def _runnable(self, flow: dict[str, Any]) -> bool:
-        if registry.missing(flow.get("node_classes") or []):
-            return False
-        return all(
-            (self.models_dir / m.get("folder", "") / m["filename"]).is_file()
-            for m in flow.get("models") or []
-        )
+    def reset(self) -> None:
+        self.failures = 0
 
 
-def serve(client: Client, models: ModelStore, options: WorkerOptions, stop: threading.Event) -> int:
-    """Run until ``stop`` is set (or ``max_tasks`` are done). Returns the number of tasks run."""
+def serve(client: Client, models: ModelStore, options: WorkerOptions, shutdown: Shutdown) -> int:
+    """Run until ``shutdown`` is requested (or ``max_tasks`` are done). Returns the number of tasks run."""
     flows = RunnableFlows(client, options.models_dir)
     details = worker_details(options.worker_id, options.device)
-    last_name, done, failures = "", 0, 0
+    polls, tasks = Backoff(), Backoff()
+    last_name, done = "", 0
     log.info("worker started", extra={"action": "worker_started", "worker": options.worker_id})
-    while not stop.is_set() and (options.max_tasks is None or done < options.max_tasks):
+    while not shutdown.requested.is_set() and (options.max_tasks is None or done < options.max_tasks):
         try:
-            names = flows.names()
-            task = client.next_task(
-                details, names, last_name, wait=LONG_POLL_SECONDS, known_flows=flows.known
-            )
-            failures = 0
+            task = _next_task(client, flows, details, last_name)
+            polls.reset()
         except ClientError as exc:
-            failures += 1
-            delay = min(30.0, 0.5 * 2 ** min(failures, 6)) * random.uniform(0.5, 1.0)
+            delay = polls.next_delay()
             log.warning("server unavailable (%s); retrying in %.1f s", exc, delay)
-            stop.wait(delay)
+            shutdown.requested.wait(delay)
             continue
         if task is None:
-            # the poll ended empty: maybe the installed flows changed; re-read them
-            flows.invalidate()
+            flows.invalidate()  # the poll ended empty: maybe the installed flows changed; re-read them
             continue
-        outcome = run_task(
-            client,
-            task,
-            models,
-            details,
-            device=options.device,
-            precision=options.precision,
-            heartbeat_every=options.heartbeat_every,
-        )
-        log.info(
-            "task %s %s",
-            task["task_id"],
-            outcome,
-            extra={"action": f"task_{outcome}", "task_id": task["task_id"]},
-        )
+        outcome = attempt(client, task, models, options, details, flows, shutdown)
+        _log_outcome(task, outcome)
+        if outcome is Outcome.RELEASED:
+            shutdown.requested.wait(tasks.next_delay())  # whatever went wrong, don't take it straight back
+        elif outcome is not Outcome.CANCELLED:
+            tasks.reset()
         last_name = task["name"]
         done += 1
     return done
+
+
+def _next_task(
+    client: Client, flows: RunnableFlows, details: dict[str, Any], last_name: str
+) -> dict[str, Any] | None:
+    # while a flow waits for a model file, poll shorter so the file is noticed soon after it lands
+    wait = FLOWS_TTL if flows.waiting_for_files else LONG_POLL_SECONDS
+    try:
+        names = flows.names()
+        return client.next_task(details, names, last_name, wait=wait, known_flows=flows.known)
+    except (Unauthorized, Forbidden) as exc:
+        raise errors.Unauthorized(_refusal(client, exc)) from None
+
+
+def _refusal(client: Client, exc: ClientError) -> str:
+    return (
+        f"{client.base_url} refused this worker ({exc.detail}): "
+        "set WORKER_AUTH=user:password to the credentials of a user of that server"
+    )
+
+
+def attempt(
+    client: Client,
+    task: dict[str, Any],
+    models: ModelStore,
+    options: WorkerOptions,
+    details: dict[str, Any],
+    flows: RunnableFlows,
+    shutdown: Shutdown,
+) -> Outcome:
+    """Run one claimed task, whatever happens to it; never raises for the task's sake."""
+    task_id = int(task["task_id"])
+    cancel = threading.Event()
+    give_back = functools.partial(release, client, task_id, details)
+    try:
+        with shutdown.running(cancel, give_back):
+            result = run_task(
+                client,
+                task,
+                models,
+                details,
+                cancel,
+                device=options.device,
+                precision=options.precision,
+                heartbeat_every=options.heartbeat_every,
+            )
+        return Outcome(result)
+    except Cancelled:
+        return give_back("the worker is stopping") if shutdown.requested.is_set() else Outcome.CANCELLED
+    except ModelMissing as exc:
+        flows.lacks_files(task["name"], [Path(where) for _name, where in exc.files])
+        return give_back(exc.message)
+    except NotFound:
+        return Outcome.CANCELLED
+    except ClientError as exc:
+        return give_back(f"the server failed: {exc}")
+    except Exception as exc:  # a local failure (disk full, unreadable output): not the task's fault
+        log.exception("task %s could not run here", task_id, extra={"task_id": task_id})
+        return give_back(f"{type(exc).__name__}: {exc}")
+
+
+def release(client: Client, task_id: int, details: dict[str, Any], reason: str = "stopping") -> Outcome:
+    """Give the task back to the queue; a task already gone needs nothing more."""
+    log.warning(
+        "giving task %s back: %s", task_id, reason, extra={"action": "task_release", "task_id": task_id}
+    )
+    try:
+        client.release_lock(task_id, details)
+    except NotFound:
+        return Outcome.CANCELLED
+    except ClientError as exc:
+        # the server is away: its lease expiry puts the task back in the queue instead
+        log.warning("could not give task %s back (%s); its lease will expire", task_id, exc)
+    return Outcome.RELEASED
+
+
+def _log_outcome(task: dict[str, Any], outcome: Outcome) -> None:
+    log.info(
+        "task %s %s",
+        task["task_id"],
+        outcome.value,
+        extra={"action": f"task_{outcome.value}", "task_id": task["task_id"]},
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import os
 import tempfile
 import threading
 import time
@@ -13,7 +14,8 @@ from typing import Any
 from visionatrix.client import Client, ClientError, NotFound
 from visionatrix.engine.context import ModelStore, RunEnv
 from visionatrix.engine.executor import run_graph
-from visionatrix.errors import Cancelled, VixError
+from visionatrix.errors import Cancelled, ModelMissing, VixError
+from visionatrix.llm import settings as llm_settings
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +81,20 @@ def run_task(
     task: dict[str, Any],
     models: ModelStore,
     details: dict[str, Any],
+    cancel: threading.Event,
     *,
     device: str,
     precision: str,
     heartbeat_every: float,
 ) -> str:
-    """Run ``task`` to the end; returns 'completed', 'failed' or 'cancelled'."""
+    """Run ``task`` to the end and report it: returns 'completed' or 'failed'.
+
+    The task's own failure (a node error) is reported to the server as its error. What is not the
+    task's fault raises, for the caller to decide: ``Cancelled`` (``cancel`` was set: deleted, or
+    the worker is stopping), ``ModelMissing`` (a model file is not on this machine), ``NotFound``
+    (the task is gone from the server), another ``ClientError`` (the server is failing).
+    """
     task_id = int(task["task_id"])
-    cancel = threading.Event()
     with tempfile.TemporaryDirectory(prefix=f"vix-task-{task_id}-") as tmp:
         root = Path(tmp)
         env = RunEnv(
@@ -97,6 +105,7 @@ def run_task(
             cancel=cancel,
             device=device,
             precision=precision,
+            options={"llm": llm_settings.for_run(task.get("llm_settings"), os.environ)},
         )
         # beat well inside the server's lease (when it says), so a slow node never loses its claim
         every = min(heartbeat_every, float(task.get("lease_seconds") or heartbeat_every) / 3)
@@ -104,29 +113,23 @@ def run_task(
             env.on_overall = beat.update
             try:
                 outputs = run_graph(task["flow_comfy"], env)
-            except Cancelled:
-                return "cancelled"
+            except (Cancelled, ModelMissing):
+                raise
             except VixError as exc:
                 return _fail(client, task_id, exc.message, beat.elapsed, details)
             except Exception as exc:  # any other engine failure must reach the user, not kill the worker
                 log.exception("task crashed", extra={"task_id": task_id})
                 return _fail(client, task_id, f"{type(exc).__name__}: {exc}", beat.elapsed, details)
             if cancel.is_set():
-                return "cancelled"
-        try:
-            client.report_progress(task_id, 99.0, beat.elapsed, "", details)
-            client.upload_results(task_id, _result_files(task_id, outputs))
-        except NotFound:
-            return "cancelled"
+                raise Cancelled()
+        client.report_progress(task_id, 99.0, beat.elapsed, "", details)
+        client.upload_results(task_id, _result_files(task_id, outputs), details)
     return "completed"
 
 
 def _fail(client: Client, task_id: int, message: str, elapsed: float, details: dict[str, Any]) -> str:
     log.info("task failed: %s", message, extra={"action": "task_failed", "task_id": task_id})
-    try:
-        client.report_progress(task_id, 0.0, elapsed, message or "task failed", details)
-    except NotFound:
-        return "cancelled"
+    client.report_progress(task_id, 0.0, elapsed, message or "task failed", details)
     return "failed"
 
 

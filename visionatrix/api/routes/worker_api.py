@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from visionatrix import llm_settings
 from visionatrix.api.deps import CurrentUser, ServicesDep, SessionDep
 from visionatrix.api.forms import multipart_body, uploaded
 from visionatrix.api.uploads import read_form, upload_limits
@@ -31,7 +32,11 @@ async def next_task(
     wait: float = Query(0.0, ge=0.0, le=MAX_WAIT, description="long-poll up to this many seconds for a task"),
 ) -> dict[str, Any] | Response:
     task = await services.queue.claim(user, body, wait)
-    return task if task is not None else Response(status_code=204)
+    if task is None:
+        return Response(status_code=204)
+    async with services.sessions() as session:
+        # a graph with LLM nodes needs the provider settings on the worker
+        return await llm_settings.attach_to_claim(session, user, task)
 
 
 @router.put("/progress", status_code=204)

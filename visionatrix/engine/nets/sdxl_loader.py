@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from visionatrix.engine.nets import sdxl_keys as keys
-from visionatrix.engine.nets.samplers import DiscreteSchedule
 from visionatrix.errors import InvalidInput
 
 if TYPE_CHECKING:
     import torch
+
+    from visionatrix.engine.sampling.latent_formats import LatentFormat
+    from visionatrix.engine.sampling.model_sampling import ModelSampling
 
 BUILTIN_DIR = Path(__file__).resolve().parents[2] / "builtin" / "sdxl"
 COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
@@ -40,8 +42,8 @@ class SdxlComponents:
     vae: Any  # diffusers AutoencoderKL
     text_encoder: Any  # transformers CLIPTextModel (ViT-L)
     text_encoder_2: Any  # transformers CLIPTextModelWithProjection (OpenCLIP ViT-bigG)
-    schedule: DiscreteSchedule
-    latent_scale: float  # VAE latents × this = the space the UNet denoises in
+    sampling: ModelSampling  # how the UNet sees noise (discrete eps for SDXL, EDM for Playground v2.5)
+    latent_format: LatentFormat  # VAE latents <-> the space the UNet denoises in
     device: str
     dtype: torch.dtype
     vae_dtype: torch.dtype
@@ -319,15 +321,48 @@ def load_checkpoint(
                 modules[component] = load_component(reader, component, configs[component], wanted, device)
             except KeyError as exc:
                 raise InvalidInput(f"{path.name}: tensor {exc} is missing for the {component}") from exc
-    scheduler = builtin_config("scheduler")
-    schedule = DiscreteSchedule(
-        scheduler["beta_start"], scheduler["beta_end"], scheduler["num_train_timesteps"]
-    )
+        sampling, latent_format = detect_sampling(handle)
     return SdxlComponents(
         **modules,
-        schedule=schedule,
-        latent_scale=float(configs["vae"]["scaling_factor"]),
+        sampling=sampling,
+        latent_format=latent_format,
         device=device,
         dtype=dtype,
         vae_dtype=vae_dtype,
     )
+
+
+# --- how the checkpoint samples ------------------------------------------------------------------
+
+PLAYGROUND_MARKERS = ("edm_mean", "edm_std")
+
+
+def detect_sampling(handle: Any) -> tuple[ModelSampling, LatentFormat]:
+    """The model sampling and latent format a checkpoint declares, by ComfyUI's marker tensors.
+
+    ``edm_mean``/``edm_std``: Playground v2.5 (EDM, sigma_data 0.5, sigmas 0.002..80, its own
+    latent format); ``edm_vpred.sigma_max``: v-prediction on EDM sigmas; ``v_pred`` (with
+    ``ztsnr`` for zero terminal SNR): discrete v-prediction; otherwise SDXL's discrete eps.
+    """
+    from visionatrix.engine.sampling import latent_formats, model_sampling
+
+    names = set(handle.keys())
+    scheduler = builtin_config("scheduler")
+    if all(m in names for m in PLAYGROUND_MARKERS):
+        return model_sampling.continuous_edm(0.002, 80.0, "edm", 0.5), latent_formats.PLAYGROUND_2_5
+    if "edm_vpred.sigma_max" in names:
+        low = (
+            float(handle.get_tensor("edm_vpred.sigma_min").item())
+            if "edm_vpred.sigma_min" in names
+            else 0.002
+        )
+        high = float(handle.get_tensor("edm_vpred.sigma_max").item())
+        return model_sampling.continuous_edm(low, high, "v_prediction", 1.0), latent_formats.SDXL
+    schedule = model_sampling.DiscreteSchedule(
+        scheduler["beta_start"],
+        scheduler["beta_end"],
+        scheduler["num_train_timesteps"],
+        zsnr="ztsnr" in names,
+    )
+    prediction = "v_prediction" if "v_pred" in names else "eps"
+    return model_sampling.ModelSampling(schedule, prediction), latent_formats.SDXL

@@ -1,48 +1,42 @@
-"""SDXL prompt encoding: two CLIP tokenizers and text encoders → one conditioning, as ComfyUI does it.
+"""SDXL prompt encoding: two CLIP tokenizers and text encoders -> one conditioning, as ComfyUI does it.
 
-- Each prompt is tokenized without a length limit and cut into windows of 75 tokens; each window
-  becomes ``<start> … <end>`` padded to 77 (ViT-L pads with ``<end>``, bigG with ``!``). A long
-  prompt therefore gives 77·k positions instead of being truncated.
-- Per window, both encoders' *penultimate* hidden states (before the final layer norm) are
-  concatenated: 768 + 1280 = 2048 features. The pooled vector is bigG's projected end-token
-  state of the first window.
-- SDXL also conditions on image size numbers; a plain ``CLIPTextEncode`` in ComfyUI leaves them
-  at 768×768, uncropped, and so does this.
+- The prompt is split into weighted segments (``prompt_weights``: ``(word:1.3)``, ``(word)``, ``\\(``).
+  Each segment is tokenized whole and its tokens are packed into windows of ``<start>`` + 75
+  tokens + ``<end>``, padded to 77 (ViT-L pads with ``<end>``, bigG with ``!``). A segment shorter
+  than 8 tokens that does not fit the current window moves whole to the next one; a longer one is
+  split. A long prompt therefore gives 77·k positions instead of being truncated.
+- Each encoder encodes every window; the hidden states of the chosen layer (the penultimate by
+  default; ``CLIPSetLastLayer`` picks another), before the final layer norm, are concatenated:
+  768 + 1280 = 2048 features. The pooled vector is bigG's projected end-token state of the first
+  window.
+- Weights: when any token's weight is not 1, the empty prompt is encoded too, and each weighted
+  token's state becomes ``empty + (state - empty) · weight``, position by position.
+- ``embedding:name`` (textual inversion) is not supported and is refused by name.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
+import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from visionatrix.engine.nets import prompt_weights
 from visionatrix.engine.nets.sdxl_loader import BUILTIN_DIR
+from visionatrix.errors import InvalidInput
 
 if TYPE_CHECKING:
     import torch
 
-WINDOW = 75  # prompt tokens per 77-token encoder window
-DEFAULT_SIZE = 768  # ComfyUI's SDXL size conditioning when a node sets none
+WINDOW = 77  # encoder positions per window
+_KEEP_WHOLE = 8  # segments of fewer tokens never straddle two windows
+_EMBEDDING = "embedding:"
+_TOKENIZE_CHUNK = 4096  # characters tokenized between cancel checks
+DEFAULT_LAYER = -2  # ComfyUI's SDXL default: both encoders' penultimate hidden states
 
-
-@dataclass
-class SdxlConditioning:
-    """One encoded prompt (ComfyUI CONDITIONING): CPU float32 tensors plus SDXL's size numbers."""
-
-    embeds: torch.Tensor  # (1, 77·k, 2048)
-    pooled: torch.Tensor  # (1, 1280)
-    width: int = DEFAULT_SIZE
-    height: int = DEFAULT_SIZE
-    crop_w: int = 0
-    crop_h: int = 0
-    target_width: int = DEFAULT_SIZE
-    target_height: int = DEFAULT_SIZE
-
-    def time_ids(self) -> list[float]:
-        """SDXL's ``add_time_ids``: original size, crop offset, target size, height first."""
-        sizes = (self.height, self.width, self.crop_h, self.crop_w, self.target_height, self.target_width)
-        return [float(v) for v in sizes]
+Weighted = list[tuple[int, float]]
 
 
 @lru_cache(maxsize=2)
@@ -66,36 +60,131 @@ def tokenizer(name: str) -> Any:
     )
 
 
-def token_windows(text: str, name: str) -> list[list[int]]:
-    """``text`` as 77-token windows of tokenizer ``name``."""
+def _segment_tokens(tok: Any, text: str, check_cancel: Callable[[], None]) -> list[int]:
+    """The tokens of ``text`` without start/end, tokenized in whitespace-bounded chunks.
+
+    CLIP's tokenizer splits words on whitespace before BPE, so chunking at whitespace gives the
+    same tokens as one call, and a megabyte-long prompt stays cancellable.
+    """
+    ids: list[int] = []
+    start = 0
+    while start < len(text):
+        end = start + _TOKENIZE_CHUNK
+        if end < len(text):
+            space = re.search(r"\s", text[end:])
+            end = end + space.start() if space else len(text)
+        check_cancel()
+        ids += tok(text[start:end], add_special_tokens=False, truncation=False)["input_ids"]
+        start = end
+    return ids
+
+
+def _refuse_embeddings(segment: str) -> None:
+    words = re.split(rf" {_EMBEDDING}|\n{_EMBEDDING}", segment)
+    if segment.startswith(_EMBEDDING) or len(words) > 1:
+        name = (segment if segment.startswith(_EMBEDDING) else _EMBEDDING + words[1]).split()[0]
+        raise InvalidInput(
+            f"prompt: {name!r}: textual-inversion embeddings ('embedding:' syntax) are not supported"
+        )
+
+
+def tokenize_with_weights(
+    text: str, name: str, check_cancel: Callable[[], None] = lambda: None
+) -> list[Weighted]:
+    """``text`` as 77-token windows of (token, weight) for tokenizer ``name``."""
     tok = tokenizer(name)
-    ids = tok(text, add_special_tokens=False, truncation=False)["input_ids"]
-    chunks = [ids[i : i + WINDOW] for i in range(0, len(ids), WINDOW)] or [[]]
-    pad = [tok.pad_token_id] * WINDOW
-    return [[tok.bos_token_id, *chunk, tok.eos_token_id, *pad[len(chunk) :]] for chunk in chunks]
+    groups: list[Weighted] = []
+    for segment, weight in prompt_weights.parse(text):
+        if not math.isfinite(weight):
+            raise InvalidInput(f"prompt: weight {weight} of {segment!r} is not a finite number")
+        _refuse_embeddings(segment)
+        if segment:
+            groups.append([(t, weight) for t in _segment_tokens(tok, segment, check_cancel)])
+    return _pack_windows(groups, tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)
 
 
-def _hidden_and_pooled(encoder: Any, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    out = encoder(input_ids=ids, output_hidden_states=True)
-    pooled = out.text_embeds if hasattr(out, "text_embeds") else out.pooler_output
-    return out.hidden_states[-2], pooled
+def _pack_windows(groups: list[Weighted], start: int, end: int, pad: int) -> list[Weighted]:
+    windows: list[Weighted] = []
+    window: Weighted = [(start, 1.0)]
+    for group in groups:
+        splittable = len(group) >= _KEEP_WHOLE
+        while group:
+            if len(group) + len(window) <= WINDOW - 1:
+                window += group
+                break
+            room = WINDOW - 1 - len(window)
+            if splittable:
+                window += group[:room]
+                group = group[room:]
+                window.append((end, 1.0))
+            else:
+                window += [(end, 1.0)] + [(pad, 1.0)] * room
+            windows.append(window)
+            window = [(start, 1.0)]
+    window.append((end, 1.0))
+    window += [(pad, 1.0)] * (WINDOW - len(window))
+    return [*windows, window]
 
 
-def encode_prompt(text_encoder: Any, text_encoder_2: Any, text: str) -> SdxlConditioning:
-    """Encode ``text`` with both SDXL text encoders (already on their device)."""
+def token_windows(text: str, name: str) -> list[list[int]]:
+    """The token ids of ``text``'s windows (weights dropped)."""
+    return [[t for t, _ in window] for window in tokenize_with_weights(text, name)]
+
+
+def _hidden(encoder: Any, ids: list[list[int]], layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hidden states of ``layer`` (negative: from the last) and the pooled output, float32."""
     import torch
 
-    device = text_encoder.device
-    windows_l = token_windows(text, "tokenizer")
-    windows_g = token_windows(text, "tokenizer_2")
+    out = encoder(input_ids=torch.tensor(ids, device=encoder.device), output_hidden_states=True)
+    pooled = out.text_embeds if hasattr(out, "text_embeds") else out.pooler_output
+    layers = encoder.config.num_hidden_layers
+    # ComfyUI falls back to the final (layer-normed) output for indices beyond the encoder's depth
+    hidden = out.last_hidden_state if abs(layer) > layers else out.hidden_states[layer]
+    return hidden.float(), pooled.float()
+
+
+def _encode_weighted(
+    encoder: Any, windows: list[Weighted], empty: list[int], layer: int, check_cancel: Callable[[], None]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One encoder's (1, 77·k, width) states for ``windows`` and the first window's pooled vector."""
+    import torch
+
+    weighted = any(w != 1.0 for window in windows for _, w in window)
+    z_empty = _hidden(encoder, [empty], layer)[0][0] if weighted else None
     parts = []
     pooled = None
-    with torch.inference_mode():
-        # the two tokenizers differ only in padding, so they cut a prompt into the same windows
-        for ids_l, ids_g in zip(windows_l, windows_g, strict=True):
-            hidden_l, _ = _hidden_and_pooled(text_encoder, torch.tensor([ids_l], device=device))
-            hidden_g, pooled_g = _hidden_and_pooled(text_encoder_2, torch.tensor([ids_g], device=device))
-            parts.append(torch.cat([hidden_l.float(), hidden_g.float()], dim=-1))
-            pooled = pooled_g.float() if pooled is None else pooled
+    for window in windows:
+        check_cancel()
+        z, p = _hidden(encoder, [[t for t, _ in window]], layer)
+        pooled = p if pooled is None else pooled
+        if z_empty is not None:
+            weights = torch.tensor([w for _, w in window], device=z.device, dtype=z.dtype)[:, None]
+            z[0] = torch.where(weights != 1.0, (z[0] - z_empty) * weights + z_empty, z[0])
+        parts.append(z)
     assert pooled is not None
-    return SdxlConditioning(embeds=torch.cat(parts, dim=1).cpu(), pooled=pooled.cpu())
+    return torch.cat(parts, dim=-2), pooled
+
+
+def encode_prompt(
+    text_encoder: Any,
+    text_encoder_2: Any,
+    text: str,
+    layer: int = DEFAULT_LAYER,
+    check_cancel: Callable[[], None] = lambda: None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``text`` encoded by both SDXL encoders: (embeds (1, 77·k, 2048), pooled (1, 1280)), CPU float32.
+
+    ``check_cancel`` is called between windows (a megabyte prompt is thousands of them).
+    """
+    import torch
+
+    encoded = []
+    for encoder, name in ((text_encoder, "tokenizer"), (text_encoder_2, "tokenizer_2")):
+        tok = tokenizer(name)
+        windows = tokenize_with_weights(text, name, check_cancel)
+        empty = [tok.bos_token_id, tok.eos_token_id] + [tok.pad_token_id] * (WINDOW - 2)
+        with torch.inference_mode():
+            encoded.append(_encode_weighted(encoder, windows, empty, layer, check_cancel))
+    (z_l, _), (z_g, pooled) = encoded
+    cut = min(z_l.shape[1], z_g.shape[1])
+    return torch.cat([z_l[:, :cut], z_g[:, :cut]], dim=-1).cpu(), pooled.cpu()

@@ -1,58 +1,59 @@
-"""SDXL text-to-image nodes with ComfyUI's names, inputs and outputs.
+"""SDXL-family checkpoint, text and latent nodes with ComfyUI's names, inputs and outputs.
 
     CheckpointLoaderSimple(ckpt_name)                        -> (MODEL, CLIP, VAE)
     CLIPTextEncode(text, clip)                               -> (CONDITIONING,)
+    CLIPSetLastLayer(clip, stop_at_clip_layer)               -> (CLIP,)
     EmptyLatentImage(width, height, batch_size)              -> (LATENT,)
-    KSampler(model, seed, steps, cfg, sampler_name, scheduler,
-             positive, negative, latent_image, denoise)      -> (LATENT,)
     VAEDecode(samples, vae)                                  -> (IMAGE,)
+    ModelSamplingContinuousEDM(model, sampling, sigma_max, sigma_min) -> (MODEL,)
 
-LATENT is ComfyUI's ``{"samples": tensor (B, 4, H/8, W/8)}`` in the VAE's own (unscaled) latent
-space, on the CPU in float32. The checkpoint is an original-layout single file under
-``MODELS_DIR/checkpoints`` (``nets/sdxl_loader``). torch, diffusers and transformers are imported
-on first use, so the module loads without the worker stack.
+Types (documented so that other node families can build on them):
+
+- MODEL: ``engine.sampling.diffusion_model.DiffusionModel`` — the UNet, its ``ModelSampling``
+  (discrete eps for SDXL, EDM for Playground v2.5, read from the checkpoint) and latent format.
+  Immutable: patching nodes return a copy.
+- CLIP: ``SdxlClip`` — both text encoders and the hidden layer to read (``CLIPSetLastLayer``).
+- VAE: ``SdxlVae`` — the autoencoder, its device and number format.
+- CONDITIONING: ``engine.sampling.conditioning.Conditioning``, a tuple of ``CondPart``.
+- LATENT: ComfyUI's ``{"samples": tensor (B, 4, H/8, W/8)}`` in the VAE's own (unscaled) latent
+  space, on the CPU in float32.
+
+The checkpoint is an original-layout single file under ``MODELS_DIR/checkpoints`` (``nets/sdxl_loader``).
+torch, diffusers and transformers are imported on first use, so the module loads without them.
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from visionatrix.engine.context import NodeContext
+from visionatrix.engine.model_inputs import ModelInput
 from visionatrix.engine.registry import node
 from visionatrix.errors import InvalidInput
 
 if TYPE_CHECKING:
     import torch
 
-    from visionatrix.engine.nets.samplers import DiscreteSchedule
-    from visionatrix.engine.nets.sdxl_text import SdxlConditioning
+    from visionatrix.engine.sampling.conditioning import Conditioning
+    from visionatrix.engine.sampling.diffusion_model import DiffusionModel
 
 CHECKPOINT_FOLDER = "checkpoints"
 LATENT_CHANNELS = 4
 LATENT_FACTOR = 8  # pixels per latent cell, each way
-
-
-@dataclass(frozen=True)
-class SdxlModel:
-    """MODEL: the denoising UNet and the noise schedule it was trained on."""
-
-    unet: Any
-    schedule: DiscreteSchedule
-    latent_scale: float
-    device: str
-    dtype: torch.dtype
+EDM_SAMPLINGS = ("v_prediction", "edm", "edm_playground_v2.5", "eps")
 
 
 @dataclass(frozen=True)
 class SdxlClip:
-    """CLIP: both SDXL text encoders."""
+    """CLIP: both SDXL text encoders and the hidden layer their states are read from (-2: penultimate)."""
 
     text_encoder: Any
     text_encoder_2: Any
+    layer: int = -2
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,14 @@ class SdxlVae:
 
 @node("CheckpointLoaderSimple")
 class CheckpointLoaderSimple:
-    def run(self, ctx: NodeContext, ckpt_name: str) -> tuple[SdxlModel, SdxlClip, SdxlVae]:
+    # the loader reads the model sampling from the file's marker tensors (sdxl_loader.detect_sampling)
+    model_inputs = {"ckpt_name": ModelInput(CHECKPOINT_FOLDER, {"sdxl", "sdxl-vpred", "playground-v2.5"})}
+
+    def run(self, ctx: NodeContext, ckpt_name: str) -> tuple[DiffusionModel, SdxlClip, SdxlVae]:
         import torch
 
         from visionatrix.engine.nets import sdxl_loader
+        from visionatrix.engine.sampling.diffusion_model import DiffusionModel
         from visionatrix.models.device import choose_precision
 
         path = ctx.models.path(CHECKPOINT_FOLDER, ckpt_name)
@@ -84,7 +89,7 @@ class CheckpointLoaderSimple:
 
         parts = ctx.models.cached(key, load, size)
         return (
-            SdxlModel(parts.unet, parts.schedule, parts.latent_scale, parts.device, parts.dtype),
+            DiffusionModel(parts.unet, parts.sampling, parts.latent_format, parts.device, parts.dtype),
             SdxlClip(parts.text_encoder, parts.text_encoder_2),
             SdxlVae(parts.vae, parts.device, parts.vae_dtype),
         )
@@ -92,10 +97,53 @@ class CheckpointLoaderSimple:
 
 @node("CLIPTextEncode")
 class CLIPTextEncode:
-    def run(self, ctx: NodeContext, text: str, clip: SdxlClip) -> tuple[SdxlConditioning]:
+    def run(self, ctx: NodeContext, text: str, clip: SdxlClip) -> tuple[Conditioning]:
         from visionatrix.engine.nets.sdxl_text import encode_prompt
+        from visionatrix.engine.sampling.conditioning import CondPart
 
-        return (encode_prompt(clip.text_encoder, clip.text_encoder_2, str(text)),)
+        embeds, pooled = encode_prompt(
+            clip.text_encoder, clip.text_encoder_2, str(text), clip.layer, ctx.check_cancel
+        )
+        return ((CondPart(embeds, pooled),),)
+
+
+@node("CLIPSetLastLayer")
+class CLIPSetLastLayer:
+    def run(self, ctx: NodeContext, clip: SdxlClip, stop_at_clip_layer: int = -1) -> tuple[SdxlClip]:
+        layer = int(stop_at_clip_layer)
+        if not -24 <= layer <= -1:
+            raise InvalidInput(f"CLIPSetLastLayer: stop_at_clip_layer must be in -24..-1, got {layer}")
+        return (dataclasses.replace(clip, layer=layer),)
+
+
+@node("ModelSamplingContinuousEDM")
+class ModelSamplingContinuousEDM:
+    """``model`` on EDM's continuous sigmas; ``edm_playground_v2.5`` also sets Playground's latent format."""
+
+    def run(
+        self,
+        ctx: NodeContext,
+        model: DiffusionModel,
+        sampling: str = "v_prediction",
+        sigma_max: float = 120.0,
+        sigma_min: float = 0.002,
+    ) -> tuple[DiffusionModel]:
+        from visionatrix.engine.sampling import latent_formats, model_sampling
+
+        if sampling not in EDM_SAMPLINGS:
+            raise InvalidInput(
+                f"ModelSamplingContinuousEDM: sampling {sampling!r} is not supported; "
+                f"choose one of {', '.join(EDM_SAMPLINGS)}"
+            )
+        if not 0 < float(sigma_min) < float(sigma_max):
+            raise InvalidInput(
+                f"ModelSamplingContinuousEDM: need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}"
+            )
+        prediction = {"edm_playground_v2.5": "edm"}.get(sampling, sampling)
+        sigma_data = 0.5 if prediction == "edm" else 1.0
+        patched = model_sampling.continuous_edm(float(sigma_min), float(sigma_max), prediction, sigma_data)
+        fmt = latent_formats.PLAYGROUND_2_5 if sampling == "edm_playground_v2.5" else model.latent_format
+        return (dataclasses.replace(model, sampling=patched, latent_format=fmt),)
 
 
 @node("EmptyLatentImage")
@@ -114,48 +162,6 @@ class EmptyLatentImage:
         return ({"samples": torch.zeros(shape)},)
 
 
-@node("KSampler")
-class KSampler:
-    def run(
-        self,
-        ctx: NodeContext,
-        model: SdxlModel,
-        seed: int,
-        steps: int,
-        cfg: float,
-        sampler_name: str,
-        scheduler: str,
-        positive: SdxlConditioning,
-        negative: SdxlConditioning,
-        latent_image: dict[str, Any],
-        denoise: float = 1.0,
-    ) -> tuple[dict[str, Any]]:
-        import torch
-
-        from visionatrix.engine.nets import samplers
-
-        sample = _pick(samplers.SAMPLERS, sampler_name, "sampler_name")
-        _pick(samplers.SCHEDULERS, scheduler, "scheduler")
-        steps, cfg, denoise = int(steps), float(cfg), float(denoise)
-        if steps < 1 or not 0.0 <= denoise <= 1.0:
-            raise InvalidInput(
-                f"KSampler: steps must be ≥ 1 and denoise in [0, 1], got {steps} and {denoise}"
-            )
-        latent = latent_image["samples"]
-        if denoise == 0.0:  # nothing to do, as in ComfyUI
-            return ({**latent_image, "samples": latent.clone()},)
-        sigmas = samplers.schedule_sigmas(model.schedule, scheduler, steps, denoise)
-        # one CPU generator for the starting noise and any noise a sampler adds later: a seed
-        # gives the same image on every device
-        generator = torch.Generator("cpu").manual_seed(int(seed) % (1 << 64))
-        x = _start_latent(model, latent, sigmas, generator)
-        denoiser = _Denoiser(model, positive, negative, cfg, batch=latent.shape[0])
-        with torch.inference_mode():
-            x = sample(denoiser, x, sigmas, generator=generator, on_step=lambda i, n: ctx.progress(i / n))
-        ctx.progress(1.0)
-        return ({**latent_image, "samples": (x / model.latent_scale).float().cpu()},)
-
-
 @node("VAEDecode")
 class VAEDecode:
     def run(self, ctx: NodeContext, samples: dict[str, Any], vae: SdxlVae) -> tuple[np.ndarray]:
@@ -168,81 +174,6 @@ class VAEDecode:
             for i in range(latents.shape[0]):
                 ctx.progress(i / latents.shape[0])
                 decoded = vae.vae.decode(latents[i : i + 1].to(vae.device, vae.dtype)).sample
-                images.append((decoded.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu())
+                images.append(((decoded.float() + 1.0) / 2.0).clamp(0.0, 1.0).permute(0, 2, 3, 1).cpu())
         ctx.progress(1.0)
         return (torch.cat(images).numpy().astype(np.float32, copy=False),)
-
-
-def _pick(table: dict[str, Any], name: str, what: str) -> Any:
-    if name not in table:
-        raise InvalidInput(f"KSampler: {what} {name!r} is not supported; choose one of {', '.join(table)}")
-    return table[name]
-
-
-def _start_latent(
-    model: SdxlModel, latent: torch.Tensor, sigmas: list[float], generator: torch.Generator
-) -> torch.Tensor:
-    """The model-space latent plus noise at the first sigma."""
-    import torch
-
-    noise = torch.randn(latent.shape, generator=generator, dtype=torch.float32)
-    sigma = sigmas[0]
-    # from pure noise the model expects unit-variance x / sqrt(1 + sigma²) (ComfyUI's max_denoise)
-    full = sigma >= model.schedule.sigma_max * (1 - 1e-5)
-    scale = math.sqrt(1.0 + sigma * sigma) if full else sigma
-    start = latent.float() * model.latent_scale + noise * scale
-    return start.to(model.device)
-
-
-class _Denoiser:
-    """``(x, sigma) -> x0`` for one KSampler run: the UNet as an ε-predictor plus classifier-free guidance."""
-
-    def __init__(
-        self, model: SdxlModel, positive: SdxlConditioning, negative: SdxlConditioning, cfg: float, batch: int
-    ) -> None:
-        self.model = model
-        self.cfg = cfg
-        # cfg 1 makes the negative prompt's term vanish: skip its UNet pass
-        conds = [positive] if cfg == 1.0 else [negative, positive]
-        self.conds = [self._prepare(c, batch) for c in conds]
-
-    def _prepare(self, cond: SdxlConditioning, batch: int) -> dict[str, torch.Tensor]:
-        import torch
-
-        m = self.model
-        return {
-            "embeds": cond.embeds.to(m.device, m.dtype).expand(batch, -1, -1),
-            "pooled": cond.pooled.to(m.device, m.dtype).expand(batch, -1),
-            "time_ids": torch.tensor([cond.time_ids()], device=m.device, dtype=m.dtype).expand(batch, -1),
-        }
-
-    def _eps(self, x_in: torch.Tensor, t: float, conds: list[dict[str, torch.Tensor]]) -> torch.Tensor:
-        import torch
-
-        m = self.model
-        n = len(conds)
-        out = m.unet(
-            x_in.repeat(n, 1, 1, 1),
-            torch.full((x_in.shape[0] * n,), t, device=m.device, dtype=torch.float32),
-            encoder_hidden_states=torch.cat([c["embeds"] for c in conds]),
-            added_cond_kwargs={
-                "text_embeds": torch.cat([c["pooled"] for c in conds]),
-                "time_ids": torch.cat([c["time_ids"] for c in conds]),
-            },
-        ).sample
-        return out.float()
-
-    def __call__(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
-        m = self.model
-        x_in = (x / math.sqrt(sigma * sigma + 1.0)).to(m.dtype)
-        t = m.schedule.timestep(sigma)
-        lengths = {c["embeds"].shape[1] for c in self.conds}
-        if len(lengths) == 1:  # one batched UNet pass for both prompts
-            eps = self._eps(x_in, t, self.conds).chunk(len(self.conds))
-        else:  # prompts of different window counts cannot share a batch
-            eps = tuple(self._eps(x_in, t, [c]) for c in self.conds)
-        denoised = [x - e * sigma for e in eps]
-        if len(denoised) == 1:
-            return denoised[0]
-        uncond, cond = denoised
-        return uncond + (cond - uncond) * self.cfg

@@ -1,9 +1,7 @@
 """Commands that drive a (possibly remote) Visionatrix server through the SDK: ``flows`` and ``task ...``.
 
-``register(group)`` attaches them to the main click group. Exit codes: 0 success; 1 the server
-refused or failed the request (a ClientError, a failed task, a local file that cannot be read);
-2 the server could not be reached (click's usage errors also exit 2); 3 ``--timeout`` expired.
-The reason is one line on stderr.
+``register(group)`` attaches them to the main click group, whose one error handler
+(``cli/errors.py``) turns a failure into one line on stderr and an exit code.
 """
 
 from __future__ import annotations
@@ -11,8 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from visionatrix.client import Client, ClientError, Forbidden, ServiceUnavailable, Timeout, Unauthorized
-
-EXIT_CLIENT_ERROR = 1
-EXIT_UNREACHABLE = 2
-EXIT_TIMEOUT = 3
+from visionatrix.client import Client, ClientError, Forbidden, ServiceUnavailable, Unauthorized
 
 DEFAULT_SERVER = "http://localhost:8288"
 
@@ -48,7 +41,7 @@ def register(group: click.Group) -> None:
 
 
 def remote_command(func: Callable[..., None]) -> Callable[..., None]:
-    """Give a command the server options and a connected Client; map failures to exit codes."""
+    """Give a command the server options and a connected Client."""
 
     @click.option("--server", envvar="VISIONATRIX_API_URL", default=DEFAULT_SERVER, show_default=True)
     @click.option("--user", envvar="VISIONATRIX_USERNAME", default=None, help="HTTP Basic user name")
@@ -56,30 +49,10 @@ def remote_command(func: Callable[..., None]) -> Callable[..., None]:
     @click.option("--retries", default=4, show_default=True, help="re-sends after network errors and 5xx")
     @functools.wraps(func)
     def wrapper(server: str, user: str | None, password: str | None, retries: int, **kwargs: Any) -> None:
-        with _exit_codes(), Client(server, user, password, retries=retries) as client:
+        with Client(server, user, password, retries=retries) as client:
             func(client, **kwargs)
 
     return wrapper
-
-
-@contextmanager
-def _exit_codes() -> Iterator[None]:
-    try:
-        yield
-    except Timeout as exc:
-        _fail(f"{exc}; it stays on the server (see: task show {exc.task_id})", EXIT_TIMEOUT)
-    except ServiceUnavailable as exc:
-        _fail(str(exc), EXIT_UNREACHABLE)
-    except ClientError as exc:
-        _fail(str(exc), EXIT_CLIENT_ERROR)
-    except OSError as exc:  # a --file that cannot be read, an --out that cannot be written
-        _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), EXIT_CLIENT_ERROR)
-
-
-def _fail(reason: str, code: int) -> None:
-    lines = [line.strip() for line in reason.strip().splitlines() if line.strip()]
-    click.echo(f"error: {lines[0] if lines else 'unknown failure'}", err=True)
-    raise click.exceptions.Exit(code)
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -111,13 +84,16 @@ def flows(client: Client) -> None:
     except ClientError as exc:  # the installed half is still worth showing
         _stderr.print(f"[yellow]could not list the flows available to install: {exc}[/yellow]")
         available = []
-    table = Table("Name", "Display name", "Version", "Installed")
+    table = Table("Name", "Display name", "Version", "Installed", "Runs here", "Why not")
     for flow, is_installed in [(f, True) for f in installed] + [(f, False) for f in available]:
+        runs = is_installed or flow.get("runnable", True)  # a server without the field runs its catalog
         table.add_row(
             str(flow.get("name", "")),
             str(flow.get("display_name", "")),
             str(flow.get("version", "")),
             "yes" if is_installed else "no",
+            "yes" if runs else "no",
+            "; ".join(flow.get("unsupported_reasons") or []),
         )
     Console().print(table)
 

@@ -1,0 +1,76 @@
+"""Which installed flows this worker offers to run: every node class implemented, every model on disk."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from visionatrix.client import Client
+from visionatrix.engine import registry
+
+log = logging.getLogger(__name__)
+
+FLOWS_TTL = 5.0  # re-read the installed flows (and look at the disk again) this often
+
+
+class RunnableFlows:
+    """The flows to ask the server for, re-read every ``FLOWS_TTL`` seconds.
+
+    A flow that failed for a model file missing on this machine (one not in its ``models`` list,
+    or removed since the last look) is not offered again until that file is there.
+    """
+
+    def __init__(self, client: Client, models_dir: Path) -> None:
+        self.client = client
+        self.models_dir = models_dir
+        self._names: list[str] = []
+        self.known: list[str] = []  # every installed flow, runnable here or not
+        self._at = -FLOWS_TTL
+        self._missing: dict[str, list[Path]] = {}  # flow name -> model files it lacked when it ran
+
+    def invalidate(self) -> None:
+        self._at = -FLOWS_TTL
+
+    def names(self) -> list[str]:
+        if time.monotonic() - self._at >= FLOWS_TTL:
+            installed = self.client.flows()
+            self.known = [f["name"] for f in installed]
+            self._missing = {name: files for name, files in self._missing.items() if name in self.known}
+            self._names = [f["name"] for f in installed if self._runnable(f)]
+            self._at = time.monotonic()
+        return self._names
+
+    def lacks_files(self, flow: str, files: list[Path]) -> None:
+        """``flow`` failed here for want of ``files``: stop offering it until they are on disk."""
+        log.warning(
+            "flow %s needs %s; not taking its tasks until the file is there",
+            flow,
+            ", ".join(map(str, files)),
+            extra={"action": "flow_waits_for_models", "flow": flow},
+        )
+        self._missing[flow] = files
+        self.invalidate()
+
+    @property
+    def waiting_for_files(self) -> bool:
+        return bool(self._missing)
+
+    def _runnable(self, flow: dict[str, Any]) -> bool:
+        if registry.missing(flow.get("node_classes") or []):
+            return False
+        listed = [self.models_dir / m.get("folder", "") / m["filename"] for m in flow.get("models") or []]
+        return all(path.is_file() for path in listed) and self._files_back(flow["name"])
+
+    def _files_back(self, name: str) -> bool:
+        files = self._missing.get(name)
+        if files is None:
+            return True
+        if not all(path.is_file() for path in files):
+            return False
+        log.info(
+            "flow %s: its model files are back", name, extra={"action": "flow_models_back", "flow": name}
+        )
+        del self._missing[name]
+        return True
