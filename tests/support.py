@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -247,3 +248,24 @@ def add_user(db_url: str, name: str, password: str, *, admin: bool = False) -> N
             await engine.dispose()
 
     asyncio.run(go())
+
+
+@contextlib.contextmanager
+def tiny_disk(path: Path, size: str = "2m") -> Iterator[Path]:
+    """A real tmpfs of ``size`` at ``path`` (the tests run as root; elsewhere the test skips, and
+    under CI it fails: a full disk must be tested)."""
+    import pytest
+
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        reason = f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the full-disk tests: {reason}")
+        pytest.skip(reason)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)

@@ -5,8 +5,6 @@ behind, and the server goes on serving."""
 from __future__ import annotations
 
 import io
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.support import FLOWS, Server, png_bytes
+from tests.support import FLOWS, Server, png_bytes, tiny_disk
 
 WORKER = {
     "worker_details": {"worker_id": "disk", "system": {"hostname": "t"}},
@@ -24,20 +22,8 @@ WORKER = {
 
 @pytest.fixture
 def tiny_data(tmp_path: Path) -> Iterator[Path]:
-    data = tmp_path / "data"  # the folder tests.support points BASE_DATA_DIR at
-    data.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(data)], capture_output=True, text=True
-    )
-    if mounted.returncode != 0:
-        reason = f"cannot mount a tmpfs (needs root): {mounted.stderr.strip()}"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    try:
+    with tiny_disk(tmp_path / "data") as data:  # the folder tests.support points BASE_DATA_DIR at
         yield data
-    finally:
-        subprocess.run(["umount", "-l", str(data)], check=False)
 
 
 def _noise_png(side: int) -> bytes:
