@@ -88,7 +88,9 @@ def load_into(
         for done, name in enumerate(names):
             if on_tensor is not None and done % 200 == 0:
                 on_tensor(done, len(names))
-            state[name] = read_tensor(handle, sources[name]).to(device=device, dtype=dtype_of(name))
+            # a copy even where dtype and device already match: a view would keep the whole file mapped
+            tensor = read_tensor(handle, sources[name])
+            state[name] = tensor.to(device=device, dtype=dtype_of(name), copy=True)
     module.load_state_dict(state, strict=False, assign=True)
     return []
 
