@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -237,3 +238,44 @@ def png_bytes(color: tuple[int, int, int] = (10, 200, 30), size: tuple[int, int]
     buffer = io.BytesIO()
     Image.new("RGB", size, color).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def add_user(db_url: str, name: str, password: str, *, admin: bool = False) -> None:
+    """Create a user straight in the server's database (as `visionatrix create-user` does)."""
+    import asyncio
+
+    from visionatrix import users
+    from visionatrix.config import _async_url
+    from visionatrix.db.engine import create_engine, session_factory, upgrade_to_head
+
+    async def go() -> None:
+        engine = create_engine(_async_url(db_url))
+        try:
+            await upgrade_to_head(engine)
+            async with session_factory(engine)() as session:
+                await users.create_user(session, name, password, admin=admin)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+
+
+@contextlib.contextmanager
+def tiny_disk(path: Path, size: str = "2m") -> Iterator[Path]:
+    """A real tmpfs of ``size`` at ``path`` (the tests run as root; elsewhere the test skips, and
+    under CI it fails: a full disk must be tested)."""
+    import pytest
+
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        reason = f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the full-disk tests: {reason}")
+        pytest.skip(reason)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)

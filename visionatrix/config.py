@@ -84,6 +84,41 @@ class Config(BaseSettings):
         validation_alias=_env("VIX_MODEL_CACHE_GB"),
         description="loaded-model cache budget; 0 = automatic",
     )
+    max_upload_mb: float = Field(
+        64.0,
+        gt=0,
+        validation_alias=_env("VIX_MAX_UPLOAD_MB"),
+        description="largest file part a request may carry",
+    )
+    max_text_kb: float = Field(
+        64.0,
+        gt=0,
+        validation_alias=_env("VIX_MAX_TEXT_KB"),
+        description="longest text field a form may carry",
+    )
+    max_image_pixels: int = Field(
+        50_000_000,
+        gt=0,
+        validation_alias=_env("VIX_MAX_IMAGE_PIXELS"),
+        description="largest input image (width x height), judged from its header",
+    )
+    max_list_tasks: int = Field(
+        1000,
+        gt=0,
+        validation_alias=_env("VIX_MAX_LIST_TASKS"),
+        description="most tasks one listing answer holds",
+    )
+    webhook_allowlist: str = Field(
+        "",
+        validation_alias=_env("VIX_WEBHOOK_ALLOWLIST"),
+        description="SERVER mode: private hosts/networks (CIDR) webhooks may call, comma-separated",
+    )
+    login_max_failures: int = Field(
+        10,
+        gt=0,
+        validation_alias=_env("VIX_LOGIN_MAX_FAILURES"),
+        description="failed logins per client and user name a minute before 429",
+    )
 
     flows_url: str = Field(
         "builtin",
@@ -111,6 +146,9 @@ class Config(BaseSettings):
     def _absolute(cls, path: Path) -> Path:
         # resolved once, at start: messages name the full path, and a later chdir changes nothing
         return path.expanduser().resolve()
+
+    def webhook_allowed(self) -> list[str]:
+        return [entry.strip() for entry in self.webhook_allowlist.split(",") if entry.strip()]
 
     def extra_node_modules(self) -> list[str]:
         return [name.strip() for name in self.node_modules.split(",") if name.strip()]

@@ -4,8 +4,14 @@ VixError
  ├── NotFound            a task, flow, file or user that does not exist (or is not yours)
  ├── InvalidInput        a request value that cannot be accepted; names the culprit
  ├── Conflict            the request clashes with the current state (task not finished...)
+ │    └── InvalidTransition  the task's status does not allow this change (restart a finished task...)
  ├── Unauthorized        no or wrong credentials
  ├── Forbidden           authenticated, but not allowed
+ ├── TooLarge            a request part beyond a configured limit (upload size, text, pixels)
+ ├── TooManyAttempts     repeated failed logins from one client; retry after ``retry_after`` s
+ ├── StorageFull         the data folder has no room to store a file
+ ├── TaskFailed          a task a client waits for failed (create-sync)
+ ├── TimedOut            a wait ran out of time (create-sync)
  ├── FlowNotInstalled    a flow that exists in the catalog but is not installed
  ├── MissingNodeClasses  a flow uses node classes the engine does not implement
  ├── FlowNotRunnable     a flow this server cannot run: each reason named (classes, samplers, models)
@@ -41,12 +47,40 @@ class Conflict(VixError):
     """The request conflicts with the current state."""
 
 
+class InvalidTransition(Conflict):
+    """The task's status does not allow this change."""
+
+
 class Unauthorized(VixError):
     """Authentication required."""
 
 
 class Forbidden(VixError):
     """You are not allowed to do this."""
+
+
+class TooLarge(VixError):
+    """The request is larger than this server accepts."""
+
+
+class TooManyAttempts(VixError):
+    """Too many failed attempts; try again later."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class StorageFull(VixError):
+    """The server has no room left to store the file."""
+
+
+class TaskFailed(VixError):
+    """The task failed."""
+
+
+class TimedOut(VixError):
+    """Timed out waiting."""
 
 
 class FlowNotInstalled(NotFound):

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+# Request bodies take JSON's own types (no "1" for 1, no 0 for false), as their schema says.
+_STRICT = ConfigDict(strict=True)
+
+
+def _integral(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# a JSON integer: 2 and 2.0 are the same number, "2" and true are not numbers
+JsonInt = Annotated[int, BeforeValidator(_integral)]
 
 
 class UserInfo(BaseModel):
@@ -15,17 +26,19 @@ class UserInfo(BaseModel):
 
 
 class WorkerDetails(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     worker_version: str = ""
     pytorch_version: str = ""
     system: dict[str, Any] = Field(default_factory=dict)
     devices: list[dict[str, Any]] = Field(default_factory=list)
-    ram_total: int = 0
-    ram_free: int = 0
+    ram_total: JsonInt = 0
+    ram_free: JsonInt = 0
 
 
 class NextTaskRequest(BaseModel):
+    model_config = _STRICT
+
     worker_details: WorkerDetails = Field(default_factory=WorkerDetails)
     tasks_names: list[str] = Field(default_factory=list)
     last_task_name: str = ""
@@ -34,29 +47,39 @@ class NextTaskRequest(BaseModel):
 
 
 class ProgressUpdate(BaseModel):
+    model_config = _STRICT
+
     worker_details: WorkerDetails = Field(default_factory=WorkerDetails)
-    task_id: int
-    progress: float = Field(ge=0.0, le=100.0)
-    execution_time: float = 0.0
+    task_id: JsonInt
+    progress: float = Field(ge=0.0, le=100.0, allow_inf_nan=False)
+    execution_time: float = Field(0.0, ge=0.0, allow_inf_nan=False)
     error: str = ""
 
 
 class PriorityUpdate(BaseModel):
-    priority: int = Field(ge=0, le=15)
+    model_config = _STRICT
+
+    priority: JsonInt = Field(ge=0, le=15)
 
 
 class GlobalSetting(BaseModel):
+    model_config = _STRICT
+
     key: str = Field(min_length=1, max_length=256)
     value: str = ""
     sensitive: bool = False
 
 
 class UserSetting(BaseModel):
+    model_config = _STRICT
+
     key: str = Field(min_length=1, max_length=256)
     value: str = ""
 
 
 class WorkerSettings(BaseModel):
+    model_config = _STRICT
+
     worker_id: str
     tasks_to_give: list[str] = Field(default_factory=list)
 

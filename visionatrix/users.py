@@ -1,18 +1,17 @@
-"""Users: creation, password verification (bcrypt), and the first admin in SERVER mode."""
+"""Users: creation, password changes, and the first admin in SERVER mode. Logins: ``logins.py``."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import time
 
-import bcrypt
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from visionatrix import passwords
 from visionatrix.db import users as db_users
 from visionatrix.db.tables import User
-from visionatrix.errors import Conflict, InvalidInput, Unauthorized
+from visionatrix.errors import Conflict, InvalidInput, NotFound
+from visionatrix.logins import Verifier
 from visionatrix.schemas import UserInfo
 
 log = logging.getLogger(__name__)
@@ -21,13 +20,26 @@ DEFAULT_ADMIN = UserInfo(user_id="admin", full_name="Admin", email="admin@exampl
 DEV_PASSWORD = "admin"
 _LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
+__all__ = ["DEFAULT_ADMIN", "Verifier", "bootstrap_admin", "create_user", "hash_password", "set_password"]
+
 
 def hash_password(password: str) -> str:
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=12)).decode()
+    return passwords.hash_password(password)
 
 
 def _info(user: User) -> UserInfo:
     return UserInfo(user_id=user.user_id, full_name=user.full_name, email=user.email, is_admin=user.is_admin)
+
+
+def _checked_password(password: str) -> str:
+    if not password:
+        raise InvalidInput("password must not be empty")
+    size = len(password.encode())
+    if size > passwords.MAX_PASSWORD_BYTES:
+        raise InvalidInput(
+            f"password is {size} bytes long; at most {passwords.MAX_PASSWORD_BYTES} bytes are accepted"
+        )
+    return password
 
 
 async def create_user(
@@ -41,8 +53,7 @@ async def create_user(
 ) -> UserInfo:
     if not name or ":" in name or len(name) > 128:
         raise InvalidInput("user name must be 1..128 characters without ':'")
-    if not password:
-        raise InvalidInput("password must not be empty")
+    _checked_password(password)
     if await db_users.get(session, name) is not None:
         raise Conflict(f"user {name!r} already exists")
     hashed = await asyncio.to_thread(hash_password, password)
@@ -52,27 +63,14 @@ async def create_user(
     return _info(user)
 
 
-class Verifier:
-    """Checks Basic credentials; remembers recent successes so bcrypt runs once a minute, not per request."""
-
-    def __init__(self, ttl: float = 60.0) -> None:
-        self.ttl = ttl
-        self._recent: dict[str, tuple[float, UserInfo]] = {}
-
-    async def verify(self, session: AsyncSession, name: str, password: str) -> UserInfo:
-        key = hashlib.sha256(f"{name}\0{password}".encode()).hexdigest()
-        hit = self._recent.get(key)
-        if hit and time.monotonic() - hit[0] < self.ttl:
-            return hit[1]
-        user = await db_users.get(session, name)
-        if user is None or user.disabled:
-            raise Unauthorized("invalid username or password")
-        ok = await asyncio.to_thread(bcrypt.checkpw, password.encode(), user.password_hash.encode())
-        if not ok:
-            raise Unauthorized("invalid username or password")
-        info = _info(user)
-        self._recent[key] = (time.monotonic(), info)
-        return info
+async def set_password(session: AsyncSession, name: str, password: str) -> None:
+    """A new password; logins remembered with the old one end on their next request."""
+    _checked_password(password)
+    user = await db_users.get(session, name)
+    if user is None:
+        raise NotFound(f"user {name!r} not found")
+    user.password_hash = await asyncio.to_thread(hash_password, password)
+    await session.commit()
 
 
 async def bootstrap_admin(session: AsyncSession, admin_password: str, host: str) -> None:

@@ -7,19 +7,14 @@ file missing on the worker gives the task back and the flow waits until the file
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import os
 import random
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.support import FLOWS, Server, Worker, png_bytes, record_flow, wait_for
+from tests.support import FLOWS, Server, Worker, png_bytes, record_flow, tiny_disk, wait_for
 from visionatrix.worker.flows import FLOWS_TTL
 
 STORM_SECONDS = 30.0  # the issue's adversary deleted tasks for this long
@@ -65,24 +60,6 @@ def test_a_worker_survives_tasks_deleted_as_fast_as_they_are_claimed(tmp_path: P
         server.stop()
 
 
-@contextlib.contextmanager
-def _tiny_disk(path: Path, size: str = "2m") -> Iterator[Path]:
-    """A real tmpfs of ``size`` at ``path`` (the tests run as root; elsewhere this test skips)."""
-    path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        reason = f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the full-disk test: {reason}")
-        pytest.skip(reason)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
 def _fill(folder: Path) -> Path:
     filler = folder / "filler"
     with open(filler, "wb") as out:
@@ -103,7 +80,7 @@ def test_results_the_server_cannot_store_go_back_to_the_queue(tmp_path: Path, sq
     """A 5xx on the results upload (the server's disk is full): the worker retries, gives the
     claim back and carries on; once there is space the task completes, its attempt returned."""
     runs = tmp_path / "runs.log"
-    with _tiny_disk(tmp_path / "data") as data:
+    with tiny_disk(tmp_path / "data") as data:
         server = Server(tmp_path, sqlite_url, local_workers=0)
         server.start()
         worker = Worker(server, tmp_path, "full-disk")

@@ -9,8 +9,9 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from visionatrix.errors import Unauthorized
+from visionatrix.logins import Verifier
 from visionatrix.schemas import UserInfo
-from visionatrix.users import DEFAULT_ADMIN, Verifier
+from visionatrix.users import DEFAULT_ADMIN
 
 
 def basic_credentials(request: Request) -> tuple[str, str]:
@@ -19,7 +20,7 @@ def basic_credentials(request: Request) -> tuple[str, str]:
     if scheme.lower() != "basic" or not encoded:
         raise Unauthorized("authentication required (HTTP Basic)")
     try:
-        name, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        name, sep, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise Unauthorized("malformed Basic credentials") from exc
     if not sep:
@@ -33,4 +34,5 @@ async def current_user(
     if not required:
         return DEFAULT_ADMIN
     name, password = basic_credentials(request)
-    return await verifier.verify(session, name, password)
+    client = request.client.host if request.client else ""
+    return await verifier.verify(session, name, password, client)

@@ -11,6 +11,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from visionatrix.errors import InvalidInput
 from visionatrix.tasks.requests import FileRef, TaskRequest, UploadedFile
+from visionatrix.tasks.webhook_targets import checked_headers
 
 RESERVED = {
     "count",
@@ -38,8 +39,7 @@ async def parse_task_form(form: FormData, file_params: Collection[str]) -> TaskR
     for key, value in form.multi_items():
         if isinstance(value, UploadFile):
             if key in file_params:
-                content = await value.read()
-                req.files[key] = UploadedFile(value.filename or key, content, value.content_type or "")
+                req.files[key] = uploaded(value, key)
         elif key in RESERVED:
             reserved[key] = value
         elif key in file_params:
@@ -48,6 +48,12 @@ async def parse_task_form(form: FormData, file_params: Collection[str]) -> TaskR
             req.values[key] = value
     _apply_reserved(req, reserved)
     return req
+
+
+def uploaded(part: UploadFile, name: str = "") -> UploadedFile:
+    """A file part as the services take it: its spooled temporary file, not its bytes."""
+    part.file.seek(0)
+    return UploadedFile(part.filename or name, part.file, part.size or 0, part.content_type or "")
 
 
 def _apply_reserved(req: TaskRequest, fields: dict[str, str]) -> None:
@@ -60,9 +66,9 @@ def _apply_reserved(req: TaskRequest, fields: dict[str, str]) -> None:
     req.child_task = _flag(fields, "child_task")
     url = fields.get("webhook_url", "").strip()
     if url:
-        if not url.startswith(("http://", "https://")):
+        if not url.lower().startswith(("http://", "https://")):
             raise InvalidInput("webhook_url must be an http:// or https:// URL")
-        req.webhook_url = url
+        req.webhook_url = url  # where it may point is the task service's to judge
     if fields.get("webhook_headers", "").strip():
         req.webhook_headers = _headers(fields["webhook_headers"])
 
@@ -92,17 +98,15 @@ def _flag(fields: dict[str, str], name: str) -> bool:
 def _headers(raw: str) -> dict[str, Any]:
     try:
         headers = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"'webhook_headers' is not valid JSON: {exc.msg}") from None
-    if not isinstance(headers, dict) or not all(isinstance(v, str | int | float) for v in headers.values()):
-        raise InvalidInput("'webhook_headers' must be a JSON object of header names to string values")
-    return {str(k): str(v) for k, v in headers.items()}
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise InvalidInput(f"'webhook_headers' is not valid JSON: {getattr(exc, 'msg', exc)}") from None
+    return checked_headers(headers)
 
 
 def _file_ref(param: str, raw: str) -> FileRef:
     try:
         data = json.loads(raw)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         data = None
     if not isinstance(data, dict) or not isinstance(data.get("task_id"), int | str):
         raise InvalidInput(
@@ -118,3 +122,52 @@ def _file_ref(param: str, raw: str) -> FileRef:
     if node_id is None and index is None:
         index = 0
     return FileRef(task_id=task_id, node_id=node_id, input_index=index)
+
+
+_FIELDS: dict[str, Any] = {
+    "count": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT, "default": 1},
+    "seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1 - MAX_COUNT},
+    "priority": {"type": "integer", "minimum": 0, "maximum": 15, "default": 0},
+    "group_scope": {"type": "integer", "minimum": 1, "maximum": 255, "default": 1},
+    "webhook_url": {"type": "string", "format": "uri", "description": "POSTs go to <url>/task-progress"},
+    "webhook_headers": {"type": "string", "description": "a JSON object of header names to values"},
+    "translate": {"type": "integer", "enum": [0, 1], "default": 0},
+    "child_task": {"type": "integer", "enum": [0, 1], "default": 0},
+}
+_FLOW_INPUT = {
+    "description": "a flow input: text as a string, a file as a file part, or a JSON reference "
+    '{"task_id": X, "node_id": N} / {"task_id": X, "input_index": i}',
+}
+
+
+def multipart_body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """The ``openapi_extra`` of a route that reads its multipart form itself (within upload limits)."""
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+# the create routes read their form themselves (within upload limits); this describes it
+TASK_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": _FIELDS,
+                    "additionalProperties": {
+                        "anyOf": [{"type": "string"}, {"type": "string", "format": "binary"}]
+                    },
+                    **_FLOW_INPUT,
+                }
+            },
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "properties": _FIELDS,
+                    "additionalProperties": {"type": "string"},
+                }
+            },
+        },
+    }
+}

@@ -8,12 +8,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from visionatrix.config import Config
 from visionatrix.flows.catalog import FlowCatalog
+from visionatrix.logins import Verifier
 from visionatrix.storage import Storage
 from visionatrix.tasks.events import TaskEvents
 from visionatrix.tasks.queue import TaskQueue
 from visionatrix.tasks.service import TaskService
 from visionatrix.tasks.signals import Signal
-from visionatrix.users import Verifier
 
 
 @dataclass

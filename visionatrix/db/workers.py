@@ -2,41 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from visionatrix.db.tables import Worker, utcnow
-from visionatrix.schemas import WorkerDetails
 
 _SEEN_EVERY = timedelta(seconds=10)
 
 
-async def seen(
-    session: AsyncSession, worker_id: str, user_id: str, details: WorkerDetails, offered: Sequence[str]
-) -> list[str]:
-    """Record that the worker is alive; return the flow names it may take now."""
+async def seen(session: AsyncSession, worker_id: str, user_id: str, details: dict[str, Any]) -> Worker:
+    """The worker's row, created on its first check-in, marked alive."""
     worker = await session.get(Worker, worker_id)
     if worker is None:
-        worker = Worker(worker_id=worker_id, user_id=user_id, tasks_to_give=[])
+        worker = Worker(worker_id=worker_id, user_id=user_id, tasks_to_give=[], details=details)
         session.add(worker)
-    now, dumped = utcnow(), details.model_dump()
+    if worker.user_id != user_id:
+        return worker  # another user's: the caller refuses, nothing is written
+    now = utcnow()
     # a long-polling worker checks in twice a second: write only what changed, or once in a while
-    if worker.details != dumped:
-        worker.details = dumped
+    if worker.details != details:
+        worker.details = details
     if worker.last_seen is None or now - worker.last_seen > _SEEN_EVERY:
         worker.last_seen = now
-    if worker.tasks_to_give:
-        return [name for name in offered if name in worker.tasks_to_give]
-    return list(offered)
+    return worker
 
 
 async def set_current(session: AsyncSession, worker_id: str, task_id: int | None) -> None:
     worker = await session.get(Worker, worker_id)
-    if worker is not None:
+    if worker is not None and worker.current_task_id != task_id:
         worker.current_task_id = task_id
+
+
+async def set_tasks_to_give(session: AsyncSession, worker: Worker, names: list[str]) -> None:
+    worker.tasks_to_give = names
+    await session.flush()
 
 
 async def all_workers(session: AsyncSession, user_id: str | None) -> list[Worker]:

@@ -2,9 +2,12 @@
 
 queued ──claim──► running ──complete──► completed
   ▲                 │ ├──fail──────────► failed ──restart──► queued
+  │                 │ ├──release (worker gives it back)──► queued
   │                 │ └──expire (attempts left)──► queued
   └──restart/force──┘   expire (no attempts left) ─► failed
 Any non-terminal status ──cancel──► canceled (Visionatrix: cancel is delete; the row goes away).
+
+``tasks/transitions.py`` writes each of these changes; this module only decides them.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timedelta
 
-from visionatrix.errors import Conflict
+from visionatrix.errors import InvalidTransition
 
 
 class Status(enum.StrEnum):
@@ -26,24 +29,25 @@ class Status(enum.StrEnum):
         return self in (Status.COMPLETED, Status.FAILED, Status.CANCELED)
 
 
-_ALLOWED: dict[str, set[Status]] = {
-    "claim": {Status.QUEUED},
-    "report": {Status.RUNNING},
-    "complete": {Status.RUNNING},
-    "fail": {Status.RUNNING, Status.QUEUED},
-    "expire": {Status.RUNNING},
-    "restart": {Status.FAILED},
-    "force_restart": {Status.FAILED, Status.RUNNING, Status.QUEUED},
-    "cancel": {Status.QUEUED, Status.RUNNING},
-    "release": {Status.RUNNING},
+_ALLOWED: dict[str, frozenset[Status]] = {
+    "claim": frozenset({Status.QUEUED}),
+    "extend": frozenset({Status.RUNNING}),
+    "complete": frozenset({Status.RUNNING}),
+    "fail": frozenset({Status.RUNNING}),
+    "expire": frozenset({Status.RUNNING}),
+    "release": frozenset({Status.RUNNING}),
+    "restart": frozenset({Status.FAILED}),
+    "force_restart": frozenset({Status.FAILED, Status.RUNNING, Status.QUEUED}),
+    "cancel": frozenset({Status.QUEUED, Status.RUNNING}),
 }
+ACTIONS = tuple(_ALLOWED)
 
 
 def transition(current: Status, action: str, *, attempts: int = 0, max_attempts: int = 1) -> Status:
-    """The status after ``action``; ``Conflict`` when the action is not allowed from ``current``."""
+    """The status after ``action``; ``InvalidTransition`` when ``current`` does not allow it."""
     if current not in _ALLOWED[action]:
-        raise Conflict(f"cannot {action.replace('_', ' ')} a task that is {current.value}")
-    if action == "claim" or action == "report":
+        raise InvalidTransition(f"cannot {action.replace('_', ' ')} a task that is {current.value}")
+    if action in ("claim", "extend"):
         return Status.RUNNING
     if action == "complete":
         return Status.COMPLETED

@@ -1,15 +1,19 @@
-"""What a create-task request carries once the HTTP layer has parsed it."""
+"""What a request carries once the HTTP layer has parsed it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 
 @dataclass(frozen=True)
 class UploadedFile:
+    """A file part, already streamed to a temporary file by the HTTP layer (never held whole in
+    memory); ``file`` is positioned at its start."""
+
     filename: str
-    content: bytes
+    file: IO[bytes]
+    size: int
     content_type: str = ""
 
 

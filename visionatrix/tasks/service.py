@@ -1,42 +1,71 @@
-"""Task lifecycle for clients: create (count, seeds, file refs), read, restart, delete, priority."""
+"""Task lifecycle for clients: create (count, seeds, file refs), read, wait, restart, delete, priority."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 import logging
 import random
+import time
 import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from visionatrix.db import tasks as db_tasks
 from visionatrix.db.tables import Task, utcnow
-from visionatrix.errors import Conflict, InvalidInput, NotFound
+from visionatrix.errors import InvalidInput, InvalidTransition, NotFound, TaskFailed, TimedOut
 from visionatrix.flows.graph_patch import patch_graph
 from visionatrix.flows.inputs import validate_inputs
 from visionatrix.flows.model import Flow
 from visionatrix.schemas import UserInfo
 from visionatrix.storage import Storage
-from visionatrix.tasks import translation, wire
+from visionatrix.tasks import inputs, transitions, translation, wire
 from visionatrix.tasks.events import TaskEvents
-from visionatrix.tasks.lifecycle import Status, transition
-from visionatrix.tasks.requests import FileRef, TaskRequest, UploadedFile
+from visionatrix.tasks.lifecycle import Status
+from visionatrix.tasks.requests import TaskRequest
 from visionatrix.tasks.signals import Signal
+from visionatrix.tasks.webhook_targets import WebhookTargets
 
 log = logging.getLogger(__name__)
 
 MAX_SEED = 2**53 - 1
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one request may store: pixels per input image, and input text times ``count``."""
+
+    max_image_pixels: int = 50_000_000
+    # count x the size of one task's text inputs: bounds what one create adds to the database
+    max_create_text_bytes: int = 1024 * 1024
+    # the most tasks one listing answer carries when the client asks for no page
+    max_list_tasks: int = 1000
+
+
 class TaskService:
-    def __init__(self, storage: Storage, new_work: Signal, events: TaskEvents) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        new_work: Signal,
+        events: TaskEvents,
+        *,
+        sessions: async_sessionmaker[AsyncSession] | None = None,
+        finished: Signal | None = None,
+        limits: Limits = Limits(),
+        webhook_targets: WebhookTargets | None = None,
+    ) -> None:
         self.storage = storage
         self.new_work = new_work
         self.events = events
+        self.sessions = sessions
+        self.finished = finished or Signal()
+        self.limits = limits
+        self.webhook_targets = webhook_targets or WebhookTargets(allow_private=True)
 
     # ---- create -------------------------------------------------------------------------------
     async def create(
@@ -45,6 +74,9 @@ class TaskService:
         file_params = [p for p in flow.input_params if p.is_file]
         provided = {p.name for p in file_params if p.name in req.files or p.name in req.refs}
         values = validate_inputs(flow, req.values, provided)
+        self._check_volume(values, req.count)
+        if req.webhook_url:
+            await self.webhook_targets.check(req.webhook_url)
         sources = [
             (p.name, await self._file_source(session, user, p.name, p.is_image, req))
             for p in file_params
@@ -56,83 +88,65 @@ class TaskService:
             else None
         )
         per_task = await translation.prepare(session, user, flow, values, req)
-        ids = []
-        for i, (task_values, translated) in enumerate(per_task):
-            seed = req.seed + i if req.seed is not None else random.randint(0, MAX_SEED)
-            task = await db_tasks.add(
-                session,
-                name=flow.name,
-                user_id=user.user_id,
-                priority=req.priority,
-                group_scope=req.group_scope,
-                input_params={**task_values, "seed": seed},
-                translated_input_params=translated,
-                outputs=flow.output_templates(),
-                webhook_url=req.webhook_url,
-                webhook_headers=req.webhook_headers,
-                parent_task_id=parent.task_id if parent else None,
-                parent_task_node_id=parent.node_id if parent else None,
-            )
-            stored = self._store_inputs(task.id, sources)
-            task.input_files = [{"file_name": name, "file_size": size} for name, size in stored.values()]
-            names = {param: name for param, (name, _size) in stored.items()}
-            task.flow_graph = patch_graph(
-                graph,
-                flow,
-                {**task_values, **(translated or {})},
-                names,
-                seed if flow.is_seed_supported else None,
-            )
-            self.events.record(session, task, "created")
-            ids.append(task.id)
-        await session.commit()
+        ids: list[int] = []
+        try:
+            for i, (task_values, translated) in enumerate(per_task):
+                seed = req.seed + i if req.seed is not None else random.randint(0, MAX_SEED)
+                task = await db_tasks.add(
+                    session,
+                    name=flow.name,
+                    user_id=user.user_id,
+                    priority=req.priority,
+                    group_scope=req.group_scope,
+                    input_params={**task_values, "seed": seed},
+                    translated_input_params=translated,
+                    outputs=flow.output_templates(),
+                    webhook_url=req.webhook_url,
+                    webhook_headers=req.webhook_headers,
+                    parent_task_id=parent.task_id if parent else None,
+                    parent_task_node_id=parent.node_id if parent else None,
+                )
+                ids.append(task.id)
+                stored = await asyncio.to_thread(inputs.store_inputs, self.storage, task.id, sources)
+                task.input_files = [
+                    {"file_name": s.file_name, "file_size": s.file_size} for s in stored.values()
+                ]
+                names = {param: s.file_name for param, s in stored.items()}
+                task.flow_graph = patch_graph(
+                    graph,
+                    flow,
+                    {**task_values, **(translated or {})},
+                    names,
+                    seed if flow.is_seed_supported else None,
+                )
+                self.events.record(session, task, "created")
+            await session.commit()
+        except BaseException:
+            # nothing was queued: no input file of these tasks may stay behind
+            await asyncio.to_thread(self._delete_files, ids)
+            raise
         self.new_work.fire()
         log.info("tasks created", extra={"action": "task_created", "task_ids": ids, "flow": flow.name})
         return {"tasks_ids": ids, "outputs": flow.output_templates()}
 
+    def _check_volume(self, values: dict[str, Any], count: int) -> None:
+        size = len(json.dumps(values, ensure_ascii=False).encode())
+        if size * count > self.limits.max_create_text_bytes:
+            raise InvalidInput(
+                f"count={count} tasks of {size} bytes of input text each exceed the "
+                f"{self.limits.max_create_text_bytes} bytes one request may create: "
+                "create fewer tasks at once or send shorter inputs"
+            )
+
     async def _file_source(
         self, session: AsyncSession, user: UserInfo, param: str, is_image: bool, req: TaskRequest
-    ) -> UploadedFile | Path:
+    ) -> inputs.Source:
         if param in req.files:
-            upload = req.files[param]
-            if is_image:
-                return _checked_image(param, upload)
-            if not upload.content:
-                raise InvalidInput(f"file for input '{param}' is empty")
-            return upload
-        return await self._referenced_file(session, user, param, req.refs[param])
-
-    async def _referenced_file(self, session: AsyncSession, user: UserInfo, param: str, ref: FileRef) -> Path:
-        source = await db_tasks.get(session, ref.task_id)
-        if source is None or source.user_id != user.user_id:
-            raise InvalidInput(f"input '{param}' refers to task {ref.task_id}, which does not exist")
-        if ref.node_id is not None:
-            if source.status != Status.COMPLETED.value:
-                raise InvalidInput(f"input '{param}' refers to task {ref.task_id}, which has not finished")
-            files = self.storage.output_files(source.id, ref.node_id)
-            if not files:
-                raise InvalidInput(
-                    f"input '{param}': task {ref.task_id} has no output for node {ref.node_id}"
-                )
-            return files[0]
-        index = ref.input_index or 0
-        if index >= len(source.input_files):
-            raise InvalidInput(f"input '{param}': task {ref.task_id} has no input with index {index}")
-        return self.storage.input_path(source.input_files[index]["file_name"])
-
-    def _store_inputs(
-        self, task_id: int, sources: list[tuple[str, UploadedFile | Path]]
-    ) -> dict[str, tuple[str, int]]:
-        stored = {}
-        for index, (param, source) in enumerate(sources):
-            if isinstance(source, Path):
-                name = self.storage.copy_to_input(source, task_id, index)
-                size = source.stat().st_size
-            else:
-                name = self.storage.save_input(task_id, index, source.content, _extension(source))
-                size = len(source.content)
-            stored[param] = (name, size)
-        return stored
+            max_pixels = self.limits.max_image_pixels
+            return await asyncio.to_thread(
+                inputs.checked_upload, param, req.files[param], is_image, max_pixels
+            )
+        return await inputs.referenced_file(session, self.storage, user, param, req.refs[param])
 
     # ---- read ---------------------------------------------------------------------------------
     async def owned(self, session: AsyncSession, user: UserInfo, task_id: int) -> Task:
@@ -164,13 +178,23 @@ class TaskService:
         group_scope: int | None,
         only_parent: bool,
         short: bool = False,
-    ) -> dict[str, Any]:
-        rows = await db_tasks.list_for_user(
-            session, user.user_id, name=name, group_scope=group_scope, only_parent=only_parent
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> tuple[dict[str, Any], int]:
+        """The user's tasks keyed by id (at most ``limit``, else the newest ``max_list_tasks``), and
+        how many there are in all."""
+        rows, total = await db_tasks.list_for_user(
+            session,
+            user.user_id,
+            name=name,
+            group_scope=group_scope,
+            only_parent=only_parent,
+            limit=min(limit or self.limits.max_list_tasks, self.limits.max_list_tasks),
+            offset=offset,
         )
         children = await db_tasks.children_ids(session, [t.id for t in rows])
         shape = wire.summary if short else wire.details
-        return {str(t.id): shape(t, children[t.id]) for t in rows}
+        return {str(t.id): shape(t, children[t.id]) for t in rows}, total
 
     async def result_path(
         self, session: AsyncSession, user: UserInfo, task_id: int, node_id: int, batch_index: int
@@ -188,13 +212,13 @@ class TaskService:
         paths: list[Path] = []
         for node in nodes:
             paths += await self._result_files(session, user, task_id, node)
-        return zip_files(paths)
+        return await asyncio.to_thread(zip_files, paths)
 
     async def _result_files(
         self, session: AsyncSession, user: UserInfo, task_id: int, node_id: int
     ) -> list[Path]:
         task = await self.owned(session, user, task_id)
-        if task.status != Status.COMPLETED.value:
+        if task.status != Status.COMPLETED:
             raise InvalidInput(f"task {task_id} has not finished yet (status: {task.status})")
         if node_id not in {int(o["comfy_node_id"]) for o in task.outputs}:
             raise NotFound(f"task {task_id} has no output node {node_id}")
@@ -208,20 +232,57 @@ class TaskService:
             raise NotFound(f"task {task.id} has no input file {input_index}")
         return self.storage.input_path(task.input_files[input_index]["file_name"])
 
+    async def wait_all(self, user: UserInfo, ids: Sequence[int], timeout: float) -> bytes:
+        """Wait until every task completed; a ZIP of all their outputs.
+
+        ``TaskFailed`` as soon as one fails, ``NotFound`` when one is deleted, ``TimedOut`` after
+        ``timeout`` seconds. The queue's ``finished`` signal wakes the wait; a task finished by
+        another server process is seen by a re-check twice a second.
+        """
+        assert self.sessions is not None, "waiting needs the session factory"
+        deadline = time.monotonic() + timeout
+        pending = list(ids)
+        while pending:
+            async with self.sessions() as session:
+                states = [await self.owned(session, user, task_id) for task_id in pending]
+            failed = next((t for t in states if t.status == Status.FAILED), None)
+            if failed is not None:
+                raise TaskFailed(f"task {failed.id} failed: {failed.error}")
+            pending = [t.id for t in states if t.status != Status.COMPLETED]
+            left = deadline - time.monotonic()
+            if pending and left <= 0:
+                raise TimedOut(f"timed out after {timeout:g} s waiting for the task(s)")
+            if pending:
+                await self.finished.wait(min(0.5, max(0.01, left)))
+        async with self.sessions() as session:
+            return await self._outputs_zip(session, user, ids)
+
+    async def _outputs_zip(self, session: AsyncSession, user: UserInfo, ids: Sequence[int]) -> bytes:
+        paths: list[Path] = []
+        for task_id in ids:
+            task = await self.owned(session, user, task_id)
+            for output in task.outputs:
+                paths += self.storage.output_files(task_id, int(output["comfy_node_id"]))
+        return await asyncio.to_thread(zip_files, paths)
+
     # ---- change -------------------------------------------------------------------------------
     async def restart(self, session: AsyncSession, user: UserInfo, task_id: int, force: bool) -> None:
         task = await self.owned(session, user, task_id)
-        transition(Status(task.status), "force_restart" if force else "restart")
-        _reset(task)
+        # Visionatrix's answers (400) and words for the two refusals clients see
+        if task.status == Status.COMPLETED:
+            raise InvalidTransition(f"task {task_id} already finished")
+        if task.status != Status.FAILED and not force:
+            raise InvalidTransition(f"task {task_id} has no error set (force=true restarts it anyway)")
+        task = await transitions.reset(session, task, force=force, now=utcnow())
         self.events.record(session, task, "restarted")
-        self.storage.delete_outputs(task.id)
+        await asyncio.to_thread(self.storage.delete_outputs, task.id)
         await session.commit()
         self.new_work.fire()
 
     async def set_priority(self, session: AsyncSession, user: UserInfo, task_id: int, priority: int) -> None:
         task = await self.owned(session, user, task_id)
-        if task.status != Status.QUEUED.value:
-            raise Conflict(f"task {task_id} is {task.status}; priority can change only while it is queued")
+        if task.status != Status.QUEUED:
+            raise InvalidTransition(f"task {task_id} cannot be updated because it has already started")
         task.priority = priority
         task.updated_at = utcnow()
         self.events.record(session, task, "priority")
@@ -233,10 +294,10 @@ class TaskService:
         await self._delete_tree(session, [task.id])
 
     async def delete_unfinished(self, session: AsyncSession, user: UserInfo, task_id: int) -> None:
+        """Delete the task unless it completed (then nothing happens, as in Visionatrix)."""
         task = await self.owned(session, user, task_id)
-        if Status(task.status).is_terminal():
-            raise Conflict(f"task {task_id} has already finished")
-        await self._delete_tree(session, [task.id])
+        if task.status != Status.COMPLETED:
+            await self._delete_tree(session, [task.id])
 
     async def delete_matching(
         self, session: AsyncSession, user: UserInfo, name: str | None, group_scope: int | None, finished: bool
@@ -254,43 +315,16 @@ class TaskService:
             children = await db_tasks.children_ids(session, frontier)
             frontier = [c for kids in children.values() for c in kids if c not in every]
         await self.events.record_deleted(session, every)
-        await db_tasks.delete_ids(session, every)
+        await transitions.canceled(session, every)
         await session.commit()
-        for task_id in every:
-            self.storage.delete_task_files(task_id)
+        await asyncio.to_thread(self._delete_files, every)
         if every:
             log.info("tasks deleted", extra={"action": "task_deleted", "task_ids": every})
+            self.finished.fire()  # a client waiting on one of them learns it is gone
 
-
-def _reset(task: Task) -> None:
-    task.status = Status.QUEUED.value
-    task.progress = 0.0
-    task.error = ""
-    task.attempts = 0
-    task.worker_id = None
-    task.locked_at = None
-    task.leased_until = None
-    task.finished_at = None
-    task.execution_time = 0.0
-    task.outputs = [{**o, "file_size": -1, "batch_size": -1} for o in task.outputs]
-    task.updated_at = utcnow()
-
-
-def _checked_image(param: str, upload: UploadedFile) -> UploadedFile:
-    try:
-        with Image.open(io.BytesIO(upload.content)) as img:
-            img.verify()
-            fmt = (img.format or "png").lower()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InvalidInput(
-            f"input '{param}' is not a valid image ({upload.filename or 'unnamed file'})"
-        ) from exc
-    return UploadedFile(f"upload.{'jpg' if fmt == 'jpeg' else fmt}", upload.content, upload.content_type)
-
-
-def _extension(upload: UploadedFile) -> str:
-    suffix = Path(upload.filename or "").suffix.lstrip(".").lower()
-    return suffix if suffix.isalnum() and 0 < len(suffix) <= 8 else "bin"
+    def _delete_files(self, ids: Sequence[int]) -> None:
+        for task_id in ids:
+            self.storage.delete_task_files(task_id)
 
 
 def zip_files(paths: Sequence[Path]) -> bytes:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, Request
+from starlette.datastructures import UploadFile
 
 from visionatrix.api.deps import AdminUser, CurrentUser, ServicesDep, SessionDep
+from visionatrix.api.forms import multipart_body
+from visionatrix.api.uploads import read_form, upload_limits
+from visionatrix.errors import InvalidInput
 
 router = APIRouter(prefix="/vapi/flows", tags=["flows"])
 
@@ -28,11 +32,32 @@ async def install_named(
     return await services.flows.install_named(session, name)
 
 
-@router.put("/flow")
+FLOW_FILE_FORM = multipart_body(
+    {
+        "flow_file": {
+            "type": "string",
+            "format": "binary",
+            "description": "a ComfyUI API-format flow with a VixUiWorkflowMetadata node",
+        }
+    },
+    required=["flow_file"],
+)
+
+
+@router.put("/flow", openapi_extra=FLOW_FILE_FORM)
 async def install_file(
-    services: ServicesDep, session: SessionDep, user: AdminUser, flow_file: UploadFile = File(...)
+    request: Request, services: ServicesDep, session: SessionDep, user: AdminUser
 ) -> dict[str, Any]:
-    return await services.flows.install_file(session, await flow_file.read())
+    config = services.config
+    form = await read_form(request, upload_limits(config.max_upload_mb, config.max_text_kb, max_files=4))
+    try:
+        part = form.get("flow_file")
+        if not isinstance(part, UploadFile):
+            raise InvalidInput("send the flow as a file part named 'flow_file'")
+        raw = await part.read()
+    finally:
+        await form.close()
+    return await services.flows.install_file(session, raw)
 
 
 @router.delete("/flow", status_code=204)

@@ -2,42 +2,54 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 
 from visionatrix.api.deps import CurrentUser, ServicesDep, SessionDep
-from visionatrix.api.forms import parse_task_form
+from visionatrix.api.forms import TASK_FORM, parse_task_form
+from visionatrix.api.uploads import read_form, upload_limits
+from visionatrix.errors import InvalidInput
 from visionatrix.schemas import PriorityUpdate
-from visionatrix.tasks.service import zip_files
 
 router = APIRouter(prefix="/vapi/tasks", tags=["tasks"])
 
 
 async def _create(
-    request: Request, flow_name: str, services: ServicesDep, session: SessionDep, user: CurrentUser
-):
+    request: Request,
+    flow_name: str,
+    services: ServicesDep,
+    session: SessionDep,
+    user: CurrentUser,
+    sync: bool,
+) -> dict[str, Any]:
     flow, graph = await services.flows.get(session, flow_name)
-    form = await request.form(max_part_size=256 * 1024 * 1024)
+    config = services.config
+    form = await read_form(request, upload_limits(config.max_upload_mb, config.max_text_kb, max_files=16))
     try:
         req = await parse_task_form(form, [p.name for p in flow.input_params if p.is_file])
+        if sync and req.count > 1:
+            raise InvalidInput("synchronous execution does not support count > 1")
+        return await services.tasks.create(session, user, flow, graph, req)
     finally:
         await form.close()
-    return await services.tasks.create(session, user, flow, graph, req)
 
 
-@router.put("/create/{flow_name}")
+@router.put("/create/{flow_name}", openapi_extra=TASK_FORM)
 async def create(
     request: Request, flow_name: str, services: ServicesDep, session: SessionDep, user: CurrentUser
 ) -> dict[str, Any]:
-    return await _create(request, flow_name, services, session, user)
+    return await _create(request, flow_name, services, session, user, sync=False)
 
 
-@router.put("/create-sync/{flow_name}")
+@router.put(
+    "/create-sync/{flow_name}",
+    openapi_extra=TASK_FORM,
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}, "description": "a ZIP of every output file"}},
+)
 async def create_sync(
     request: Request,
     flow_name: str,
@@ -46,29 +58,8 @@ async def create_sync(
     user: CurrentUser,
     timeout: float = Query(600, gt=0, le=3600),
 ) -> Response:
-    created = await _create(request, flow_name, services, session, user)
-    deadline = time.monotonic() + timeout
-    pending = list(created["tasks_ids"])
-    while pending:
-        async with services.sessions() as fresh:
-            states = [await services.tasks.details(fresh, user, task_id) for task_id in pending]
-        failed = [s for s in states if s["error"]]
-        if failed:
-            detail = f"task {failed[0]['task_id']} failed: {failed[0]['error']}"
-            return JSONResponse({"detail": detail}, status_code=422)
-        pending = [s["task_id"] for s in states if s["status"] != "completed"]
-        if pending and time.monotonic() >= deadline:
-            return JSONResponse(
-                {"detail": f"timed out after {timeout:g} s waiting for the task(s)"}, status_code=504
-            )
-        if pending:
-            await services.finished.wait(min(0.5, max(0.01, deadline - time.monotonic())))
-    paths = []
-    for task_id in created["tasks_ids"]:
-        task = await services.tasks.owned(session, user, task_id)
-        for output in task.outputs:
-            paths += services.storage.output_files(task_id, int(output["comfy_node_id"]))
-    data = await asyncio.to_thread(zip_files, paths)
+    created = await _create(request, flow_name, services, session, user, sync=True)
+    data = await services.tasks.wait_all(user, created["tasks_ids"], timeout)
     return Response(content=data, media_type="application/zip")
 
 
@@ -90,27 +81,67 @@ class TaskFilter:
 FilterDep = Annotated[TaskFilter, Depends()]
 
 
-@router.get("/progress")
-async def progress_list(
-    services: ServicesDep, session: SessionDep, user: CurrentUser, where: FilterDep, only_parent: bool = False
-) -> dict[str, Any]:
-    return await services.tasks.listing(
-        session, user, name=where.name, group_scope=where.group_scope, only_parent=only_parent
-    )
+@dataclass
+class Page:
+    """An extension: a client that pages asks for ``limit`` tasks from ``offset`` (oldest first).
+    Without ``limit`` the answer holds the newest VIX_MAX_LIST_TASKS; ``X-Total-Count`` says how
+    many match in all."""
+
+    limit: int | None = Query(None, ge=1, le=10_000)
+    offset: int = Query(0, ge=0, le=2**62)
 
 
-@router.get("/progress-summary")
-async def progress_summary(
-    services: ServicesDep, session: SessionDep, user: CurrentUser, where: FilterDep, only_parent: bool = False
+PageDep = Annotated[Page, Depends()]
+
+
+async def _listing(
+    services: ServicesDep,
+    session: SessionDep,
+    user: CurrentUser,
+    where: TaskFilter,
+    page: Page,
+    response: Response,
+    only_parent: bool,
+    short: bool,
 ) -> dict[str, Any]:
-    return await services.tasks.listing(
+    tasks, total = await services.tasks.listing(
         session,
         user,
         name=where.name,
         group_scope=where.group_scope,
         only_parent=only_parent,
-        short=True,
+        short=short,
+        limit=page.limit,
+        offset=page.offset,
     )
+    response.headers["X-Total-Count"] = str(total)
+    return tasks
+
+
+@router.get("/progress")
+async def progress_list(
+    services: ServicesDep,
+    session: SessionDep,
+    user: CurrentUser,
+    where: FilterDep,
+    page: PageDep,
+    response: Response,
+    only_parent: bool = False,
+) -> dict[str, Any]:
+    return await _listing(services, session, user, where, page, response, only_parent, short=False)
+
+
+@router.get("/progress-summary")
+async def progress_summary(
+    services: ServicesDep,
+    session: SessionDep,
+    user: CurrentUser,
+    where: FilterDep,
+    page: PageDep,
+    response: Response,
+    only_parent: bool = False,
+) -> dict[str, Any]:
+    return await _listing(services, session, user, where, page, response, only_parent, short=True)
 
 
 @router.get("/results")

@@ -11,9 +11,10 @@ from starlette.datastructures import UploadFile
 
 from visionatrix import llm_settings
 from visionatrix.api.deps import CurrentUser, ServicesDep, SessionDep
+from visionatrix.api.forms import multipart_body, uploaded
+from visionatrix.api.uploads import read_form, upload_limits
 from visionatrix.errors import InvalidInput
 from visionatrix.schemas import NextTaskRequest, ProgressUpdate, WorkerDetails
-from visionatrix.tasks.requests import UploadedFile
 
 router = APIRouter(prefix="/vapi/tasks", tags=["worker"])
 
@@ -21,7 +22,9 @@ router = APIRouter(prefix="/vapi/tasks", tags=["worker"])
 MAX_WAIT = 55.0
 
 
-@router.post("/next", response_model=None)
+@router.post(
+    "/next", response_model=None, responses={204: {"description": "no task for this worker (within `wait`)"}}
+)
 async def next_task(
     body: NextTaskRequest,
     services: ServicesDep,
@@ -41,28 +44,40 @@ async def progress(
     body: ProgressUpdate, services: ServicesDep, session: SessionDep, user: CurrentUser
 ) -> None:
     await services.queue.report(session, user, body)
-    if body.error:
-        services.finished.fire()
 
 
-@router.put("/results", status_code=204)
+RESULTS_FORM = multipart_body(
+    {
+        "files": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string", "format": "binary"},
+            "description": "one part per file, named <task_id>_<node_id>_<n>.<ext>",
+        },
+        "worker_details": {"type": "string", "description": "the worker's details as JSON"},
+    },
+    required=["files"],
+)
+
+
+@router.put("/results", status_code=204, openapi_extra=RESULTS_FORM)
 async def results(
     request: Request, services: ServicesDep, session: SessionDep, user: CurrentUser, task_id: int
 ) -> None:
-    form = await request.form(max_part_size=512 * 1024 * 1024)
+    config = services.config
+    form = await read_form(request, upload_limits(config.max_upload_mb, config.max_text_kb, max_files=256))
     try:
         files = [
-            UploadedFile(part.filename or "", await part.read(), part.content_type or "")
+            uploaded(part)
             for key, part in form.multi_items()
             if key == "files" and isinstance(part, UploadFile)
         ]
+        if not files:
+            raise InvalidInput("no result files: send them as repeated 'files' parts")
         details = _details(form.get("worker_details"))
+        await services.queue.complete(session, user, details, task_id, files)
     finally:
         await form.close()
-    if not files:
-        raise InvalidInput("no result files: send them as repeated 'files' parts")
-    await services.queue.complete(session, user, details, task_id, files)
-    services.finished.fire()
 
 
 @router.delete("/lock", status_code=204)
@@ -78,5 +93,5 @@ def _details(raw: object) -> WorkerDetails | None:
         return None
     try:
         return WorkerDetails.model_validate(json.loads(raw))
-    except (json.JSONDecodeError, ValidationError) as exc:
+    except (json.JSONDecodeError, RecursionError, ValidationError) as exc:
         raise InvalidInput(f"worker_details is not a valid JSON object: {exc}") from None
