@@ -23,10 +23,10 @@ def fixture(name: str) -> dict[str, Any]:
 
 
 def test_the_sampling_names_are_the_engines() -> None:
-    from visionatrix.engine.nets import samplers
+    from visionatrix.engine.sampling import samplers, schedulers
 
     assert set(sampling_names.SAMPLER_NAMES) == set(samplers.SAMPLERS)
-    assert set(sampling_names.SCHEDULER_NAMES) == set(samplers.SCHEDULERS)
+    assert set(sampling_names.SCHEDULER_NAMES) == set(schedulers.SCHEDULERS)
 
 
 def test_an_sdxl_flow_runs_and_its_checkpoint_takes_the_catalog_name(tmp_path: Path) -> None:
@@ -38,27 +38,35 @@ def test_an_sdxl_flow_runs_and_its_checkpoint_takes_the_catalog_name(tmp_path: P
 
 
 def test_an_unknown_sampler_is_named_with_its_node(tmp_path: Path) -> None:
-    verdict = assess(fixture("realvis_xl"), CATALOG, tmp_path)
+    graph = fixture("realvis_xl")
+    graph["27"]["inputs"]["sampler_name"] = "res_multistep"  # ComfyUI has it, this engine not (yet)
+    verdict = assess(graph, CATALOG, tmp_path)
     assert verdict.reasons == [
-        "sampler 'dpmpp_sde' (node 27 KSampler) is not implemented here (implemented: "
+        "sampler 'res_multistep' (node 27 KSampler) is not implemented here (implemented: "
         + ", ".join(sampling_names.SAMPLER_NAMES)
         + ")"
     ]
 
 
 def test_each_reason_is_listed(tmp_path: Path) -> None:
-    reasons = assess(fixture("hunyuan_dit"), CATALOG, tmp_path).reasons
-    assert reasons[0] == "node classes this engine does not implement: VixDynamicLoraDefinition"
+    reasons = assess(fixture("flux1_schnell"), CATALOG, tmp_path).reasons
+    assert reasons[0].startswith("node classes this engine does not implement: DualCLIPLoader, ")
     assert reasons[1] == (
-        "node 2 CheckpointLoaderSimple.ckpt_name: hunyuan_dit_1.2.safetensors (HunyuanDiT) is Hunyuan-DiT"
-        " (by the model catalog), but this node loads only SDXL"
+        "node 10 VAELoader.vae_name: ae.safetensors (FLUX-VAE) is Flux/SD3 VAE (16 latent channels)"
+        " (by the model catalog), but this node loads only SD/SDXL VAE (4 latent channels)"
     )
     assert len(reasons) == 2
 
 
-def test_an_unverified_architecture_is_refused(tmp_path: Path) -> None:
-    reasons = assess(fixture("remove_background_bria"), CATALOG, tmp_path).reasons
-    assert len(reasons) == 1 and "BRIA RMBG-2.0" in reasons[0] and "loads only BiRefNet" in reasons[0]
+def test_an_architecture_no_loader_takes_is_refused(tmp_path: Path) -> None:
+    reasons = assess(fixture("hunyuan_dit"), CATALOG, tmp_path).reasons
+    assert len(reasons) == 1 and "is Hunyuan-DiT (by the model catalog)" in reasons[0]
+
+
+def test_rmbg_2_and_the_juggernaut_vae_and_lora_are_loaded_here(tmp_path: Path) -> None:
+    for name in ("remove_background_bria", "juggernaut_xl", "colorful_xl", "mobius_xl"):
+        verdict = assess(fixture(name), CATALOG, tmp_path)
+        assert verdict.runnable, (name, verdict.reasons)
 
 
 def with_sampler_list(default: str) -> dict[str, Any]:
@@ -68,7 +76,7 @@ def with_sampler_list(default: str) -> dict[str, Any]:
         "inputs": {
             "default_value": default,
             "possible_values": json.dumps(
-                {"Euler": "euler", "DPM++ SDE": "dpmpp_sde", "DPM++ 2M": "dpmpp_2m"}
+                {"Euler": "euler", "Res multistep": "res_multistep", "DPM++ 2M": "dpmpp_2m"}
             ),
             "display_name": "Sampler",
             "optional": True,
@@ -85,15 +93,15 @@ def with_sampler_list(default: str) -> dict[str, Any]:
 def test_a_sampler_list_whose_default_runs_loses_the_choices_that_do_not(tmp_path: Path) -> None:
     verdict = assess(with_sampler_list("Euler"), CATALOG, tmp_path)
     assert verdict.runnable
-    assert verdict.removed_options == {"sampler": ["DPM++ SDE"]}
+    assert verdict.removed_options == {"sampler": ["Res multistep"]}
     options = parse_flow(verdict.graph).input_param("sampler").options  # type: ignore[union-attr]
     assert options == {"Euler": "euler", "DPM++ 2M": "dpmpp_2m"}
 
 
 def test_a_sampler_list_whose_default_fails_is_refused(tmp_path: Path) -> None:
-    verdict = assess(with_sampler_list("DPM++ SDE"), CATALOG, tmp_path)
+    verdict = assess(with_sampler_list("Res multistep"), CATALOG, tmp_path)
     assert verdict.reasons == [
-        "sampler 'dpmpp_sde' (node 300 VixUiList default) is not implemented here (implemented: "
+        "sampler 'res_multistep' (node 300 VixUiList default) is not implemented here (implemented: "
         + ", ".join(sampling_names.SAMPLER_NAMES)
         + ")"
     ]
@@ -107,7 +115,8 @@ def test_a_file_on_disk_is_judged_by_its_header_not_the_catalog(tmp_path: Path) 
     reasons = assess(fixture("animagine_xl"), CATALOG, tmp_path).reasons
     assert reasons == [
         "node 2 CheckpointLoaderSimple.ckpt_name: animagine-xl-4.0-opt.safetensors (animagine-xl-4.0-opt)"
-        " is Stable Diffusion 1.x (by its file header), but this node loads only SDXL"
+        " is Stable Diffusion 1.x (by its file header), but this node loads only Playground v2.5 (SDXL with"
+        " the EDM latent format) or SDXL or SDXL with v-prediction"
     ]
     write_header(target, sorted(SDXL_KEYS))
     assert assess(fixture("animagine_xl"), CATALOG, tmp_path).runnable

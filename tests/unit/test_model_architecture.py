@@ -74,6 +74,16 @@ def test_the_published_birefnet_layouts_are_birefnet(variant: str) -> None:
         ({"encoder.conv_in.weight", "decoder.conv_in.weight"}, "flux-vae"),
         ({"lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_k.lora_down.weight"}, "sdxl-lora"),
         ({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight"}, "sd1-lora"),
+        # ComfyUI's and PEFT's spellings: attention only where SDXL has it (SD 1.x also has it at level 0)
+        ({"diffusion_model.input_blocks.7.1.transformer_blocks.0.attn1.to_q.lora_up.weight"}, "sdxl-lora"),
+        ({"unet.down_blocks.2.attentions.0.transformer_blocks.0.attn1.to_q.lora_B.weight"}, "sdxl-lora"),
+        (
+            {
+                "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora_B.weight",
+                "unet.down_blocks.2.attentions.0.transformer_blocks.0.attn1.to_q.lora_B.weight",
+            },
+            "lora",
+        ),
         ({"transformer.single_transformer_blocks.0.attn.to_k.lora_A.weight"}, "flux-lora"),
         ({"something.else"}, None),
     ],

@@ -29,13 +29,31 @@ def test_the_default_flows_need_the_original_four_files() -> None:
 
 
 def test_files_the_engine_cannot_load_are_skipped_with_the_reason() -> None:
-    assert planned("juggernaut_xl", "remove_background_bria", "hunyuan_dit") == {
+    assert planned("juggernaut_xl", "remove_background_bria", "hunyuan_dit", "sd3_5_medium") == {
         "checkpoints/Juggernaut-X-RunDiffusion-NSFW.safetensors": "",
-        "vae/sdxl_vae.safetensors": "read by VAELoader, which loads nothing here yet",
-        "loras/add-detail-xl.safetensors": "read by LoraLoader, which loads nothing here yet",
-        "birefnet/bria-rmbg-2.safetensors": "rmbg-2.0: no node here loads it yet",
+        "vae/sdxl_vae.safetensors": "",
+        "loras/add-detail-xl.safetensors": "",
+        "birefnet/bria-rmbg-2.safetensors": "",
         "checkpoints/hunyuan_dit_1.2.safetensors": "hunyuan-dit: no node here loads it yet",
+        "checkpoints/sd3.5_medium.safetensors": "sd3: no node here loads it yet",
+        "text_encoders/clip_g.safetensors": "read by TripleCLIPLoader, which loads nothing here yet",
+        "text_encoders/clip_l.safetensors": "read by TripleCLIPLoader, which loads nothing here yet",
+        "text_encoders/t5xxl_fp16.safetensors": "read by TripleCLIPLoader, which loads nothing here yet",
     }
+
+
+def test_each_written_file_is_of_the_architecture_the_catalog_names(tmp_path: Path) -> None:
+    """SDXL and Playground checkpoints, the standalone VAE, the LoRA, RMBG-2.0: each file's header says
+    the kind the catalog gives the real file (RMBG-2.0 has BiRefNet's names: its header says BiRefNet)."""
+    from visionatrix.testing.tiny_models import write_planned
+
+    items = plan(flow_graphs(["juggernaut_xl", "playground_2_5_aesthetic", "remove_background_bria"]))
+    written = write_planned(tmp_path, items)
+    assert len(written) == len(items) == 5
+    kinds = {item.entry.relpath: item.entry.kind for item in items}
+    for path in written:
+        expected = kinds[path.relative_to(tmp_path).as_posix()]
+        assert file_kind(path) == {"rmbg-2.0": "birefnet"}.get(expected or "", expected), path
 
 
 def test_every_writer_is_for_an_architecture_some_node_loads() -> None:

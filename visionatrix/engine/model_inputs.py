@@ -16,8 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
 
 from visionatrix.engine import registry
+from visionatrix.engine.context import ModelStore
+from visionatrix.errors import InvalidInput
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -35,3 +41,19 @@ def model_inputs(class_type: str) -> Mapping[str, ModelInput]:
     cls = registry.lookup(class_type)
     declared = getattr(cls, "model_inputs", None) if cls is not None else None
     return declared if isinstance(declared, Mapping) else {}
+
+
+def resolve_by_kind(
+    models: ModelStore, folder: str, filename: str, handlers: Mapping[str, T], what: str
+) -> tuple[Path, T]:
+    """The file ``MODELS_DIR/<folder>/<filename>`` and the entry of ``handlers`` for its architecture
+    (read from its header); ``InvalidInput`` naming both when there is none. ``what``: who refuses."""
+    from visionatrix.models.architecture import describe_kind, file_kind
+
+    path = models.path(folder, filename)
+    kind = file_kind(path)
+    handler = handlers.get(kind or "")
+    if handler is None:
+        known = " or ".join(describe_kind(k) for k in handlers)
+        raise InvalidInput(f"{what}: {filename} is {describe_kind(kind)}; this node loads {known}")
+    return path, handler

@@ -15,6 +15,7 @@ An architecture ("kind") is a short string; ``KINDS`` names each for people.
 from __future__ import annotations
 
 import json
+import re
 import struct
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -176,6 +177,21 @@ def _vae(keys: frozenset[str]) -> str | None:
     return "sd-vae" if "quant_conv.weight" in keys else "flux-vae"
 
 
+# attention at UNet places SD 1.x has and SDXL has not (its first level and fourth up level)
+_SD1_ONLY_ATTENTION = re.compile(
+    r"input_blocks[._][12][._]1[._]|output_blocks[._](?:9|10|11)[._]1[._]"
+    r"|down_blocks[._]0[._]attentions|up_blocks[._]3[._]attentions"
+)
+
+
+def _sdxl_unet_attention(keys: frozenset[str]) -> bool:
+    """LoRA keys on UNet transformer layers, none of them where only SD 1.x has attention."""
+    attention = [
+        k for k in keys if "transformer_blocks" in k and not k.startswith(("lora_te", "text_encoder"))
+    ]
+    return bool(attention) and not any(_SD1_ONLY_ATTENTION.search(k) for k in attention)
+
+
 def _lora(keys: frozenset[str]) -> str | None:
     if not any(part in k for k in keys for part in ("lora_up", "lora_down", "lora_A", "lora_B")):
         return None
@@ -188,6 +204,7 @@ def _lora(keys: frozenset[str]) -> str | None:
         or _any_part(keys, "lora_unet_output_blocks")
         or _any_part(keys, "transformer_blocks.9.")  # SDXL's deepest level has 10 blocks; SD1 has 1
         or _any_part(keys, "transformer_blocks_9_")
+        or _sdxl_unet_attention(keys)
     ):
         return "sdxl-lora"
     if _any_part(keys, "lora_unet_down_blocks") or _any_part(keys, "lora_te_"):

@@ -25,8 +25,9 @@ _TINY_WIDTHS = {
 }
 
 
-def write_tiny_birefnet(path: Path, variant: str = "general", seed: int = 0) -> Path:
-    """Write a randomly initialised small BiRefNet of ``variant`` ("general" or "lite") to ``path``."""
+def write_tiny_birefnet(path: Path, variant: str = "general", seed: int = 0, dtype: str = "float32") -> Path:
+    """Write a randomly initialised small BiRefNet of ``variant`` ("general" or "lite") to ``path``,
+    its tensors in ``dtype`` (a torch dtype name)."""
     import torch
     from safetensors.torch import save_file
 
@@ -40,7 +41,7 @@ def write_tiny_birefnet(path: Path, variant: str = "general", seed: int = 0) -> 
         for name, param in model.named_parameters():
             if name.endswith("relative_position_bias_table"):  # zeros by default
                 param.data.normal_(0.0, 0.02)
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.to(getattr(torch, dtype)).contiguous() for k, v in model.state_dict().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path))

@@ -35,11 +35,33 @@ U2NETP_FLOW = "remove_background_u2netp"
 Writer = Callable[[Path, ModelEntry], Path]
 
 
+def _seed(entry: ModelEntry) -> int:
+    # a seed per file: two checkpoints of one flow are different models, as the real ones are
+    return zlib.crc32(entry.name.encode())
+
+
 def _sdxl(path: Path, entry: ModelEntry) -> Path:
     from visionatrix.testing.tiny_sdxl import write_tiny_sdxl_checkpoint
 
-    # a seed per file: two checkpoints of one flow are different models, as the real ones are
-    return write_tiny_sdxl_checkpoint(path, seed=zlib.crc32(entry.name.encode()))
+    return write_tiny_sdxl_checkpoint(path, seed=_seed(entry), layout="lean")
+
+
+def _playground(path: Path, entry: ModelEntry) -> Path:
+    from visionatrix.testing.tiny_sdxl import write_tiny_sdxl_checkpoint
+
+    return write_tiny_sdxl_checkpoint(path, seed=_seed(entry), layout="lean", playground=True)
+
+
+def _sd_vae(path: Path, entry: ModelEntry) -> Path:
+    from visionatrix.testing.tiny_vae import write_tiny_sd_vae
+
+    return write_tiny_sd_vae(path, seed=_seed(entry))
+
+
+def _sdxl_lora(path: Path, entry: ModelEntry) -> Path:
+    from visionatrix.testing.tiny_lora import write_tiny_sdxl_lora
+
+    return write_tiny_sdxl_lora(path, seed=_seed(entry))
 
 
 def _birefnet(path: Path, entry: ModelEntry) -> Path:
@@ -47,6 +69,13 @@ def _birefnet(path: Path, entry: ModelEntry) -> Path:
 
     variant = "lite" if "lite" in entry.filename.lower() else "general"
     return write_tiny_birefnet(path, variant)
+
+
+def _rmbg(path: Path, entry: ModelEntry) -> Path:
+    from visionatrix.testing.tiny_birefnet import write_tiny_birefnet
+
+    # RMBG-2.0 is BiRefNet-General's layout (Swin-L), published in float32 (885 MB for 221 M values)
+    return write_tiny_birefnet(path, "general", seed=_seed(entry), dtype="float32")
 
 
 def _u2net(path: Path, entry: ModelEntry) -> Path:
@@ -58,7 +87,11 @@ def _u2net(path: Path, entry: ModelEntry) -> Path:
 # architecture -> writer; the suffixes each writer produces
 WRITERS: dict[str, tuple[Writer, tuple[str, ...]]] = {
     "sdxl": (_sdxl, (".safetensors",)),
+    "playground-v2.5": (_playground, (".safetensors",)),
+    "sd-vae": (_sd_vae, (".safetensors",)),
+    "sdxl-lora": (_sdxl_lora, (".safetensors",)),
     "birefnet": (_birefnet, (".safetensors",)),
+    "rmbg-2.0": (_rmbg, (".safetensors",)),
     "u2net": (_u2net, (".onnx",)),
 }
 

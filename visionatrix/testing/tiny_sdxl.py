@@ -1,10 +1,22 @@
 """A tiny randomly initialised SDXL checkpoint in the original Stability single-file layout.
 
-Same tensor names as the published SDXL files (``fixtures/sdxl``): same depth everywhere — three
-UNet levels with 0/2/10 transformer blocks, a four-level VAE, 12 + 32 text-encoder layers — but
-narrow (16–64 channels), so it loads through exactly the code that loads the 6.9 GB files and
-runs a 1024² image in seconds. The real vocabulary size stays (49,408) so the real tokenizers
-drive it. Tensors are float16 like the published files, plus the bookkeeping tensors those carry.
+Two layouts, both loaded by exactly the code that loads the 6.9 GB files (it reads the structure
+from the tensor names and shapes):
+
+- ``full``: every tensor name of the published SDXL files (``fixtures/sdxl``), same depth
+  everywhere — three UNet levels with 0/2/10 transformer blocks, a four-level VAE, 12 + 32
+  text-encoder layers — but narrow (16–64 channels). What the layout tests use.
+- ``lean``: the published names less 69 of the UNet's 70 transformer blocks: it keeps its levels,
+  resnets, samplers and the deepest level's first transformer block (``input_blocks.7.1``,
+  ``middle_block.1``, ``output_blocks.0-2.1``, ``transformer_blocks.0``), 4–16 channels. With no
+  transformer on the second level, that level's upsampler sits where the original layout puts it
+  then, ``output_blocks.5.1.conv`` (published: ``output_blocks.5.2.conv``, behind the transformer).
+  At SDXL's ~1 MP sizes, attention over 4096 and 1024 positions in those 70 blocks is what a narrow
+  UNet step costs (4.4 s CPU per step measured here; lean: 0.2 s), so the catalog flows, whose
+  sizes and step counts are SDXL's own, run on this one in CI.
+
+The real vocabulary size stays (49,408) so the real tokenizers drive it. Tensors are float16 like
+the published files, plus the bookkeeping tensors those carry.
 
 The networks are built by diffusers / transformers from small configs and written out through
 ``nets/sdxl_keys`` run backwards, so the writer also checks that mapping.
@@ -13,6 +25,7 @@ The networks are built by diffusers / transformers from small configs and writte
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,16 +55,32 @@ _TINY = {
 }
 
 
-def tiny_configs() -> dict[str, dict[str, Any]]:
-    """The component configs of the tiny checkpoint: SDXL-base with narrow widths."""
-    return {name: {**builtin_config(name), **_TINY[name]} for name in COMPONENTS}
+_LEAN = {
+    "unet": {
+        # widths double per level as SDXL's (320, 640, 1280) do, so the same levels have shortcuts
+        "block_out_channels": [4, 8, 16],
+        "norm_num_groups": 4,
+        "transformer_layers_per_block": [1, 1, 1],
+        "down_block_types": ["DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"],
+        "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"],
+    },
+    "vae": {"block_out_channels": [4, 8, 16, 16], "norm_num_groups": 4},
+}
+LAYOUTS = ("full", "lean")
 
 
-def _original_tensors(component: str, module: Any, config: dict[str, Any]) -> dict[str, torch.Tensor]:
+def tiny_configs(layout: str = "full") -> dict[str, dict[str, Any]]:
+    """The component configs of the tiny checkpoint: SDXL-base with narrow widths (``lean``: shallower)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
+    extra: dict[str, dict[str, Any]] = _LEAN if layout == "lean" else {}
+    return {name: {**builtin_config(name), **_TINY[name], **extra.get(name, {})} for name in COMPONENTS}
+
+
+def original_tensors(module: Any, source: Callable[[str], keys.Source]) -> dict[str, torch.Tensor]:
     """``module``'s parameters under their original names (``Source`` transforms undone)."""
     import torch
 
-    source = source_of(component, config)
     out: dict[str, torch.Tensor] = {}
     fused: dict[str, dict[int, torch.Tensor]] = defaultdict(dict)
     for key, tensor in module.state_dict().items():
@@ -79,8 +108,10 @@ def _bookkeeping(configs: dict[str, dict[str, Any]]) -> dict[str, torch.Tensor]:
     }
 
 
-def write_tiny_sdxl_checkpoint(path: Path, seed: int = 0, *, playground: bool = False) -> Path:
-    """Write the tiny checkpoint (about 20 MB) to ``path``; the same ``seed`` gives the same file.
+def write_tiny_sdxl_checkpoint(
+    path: Path, seed: int = 0, *, playground: bool = False, layout: str = "full"
+) -> Path:
+    """Write the tiny checkpoint (about 20 MB, ``lean`` 7 MB) to ``path``; one ``seed``, one file.
 
     ``playground``: also write the ``edm_mean`` / ``edm_std`` tensors Playground v2.5 checkpoints
     carry, by which loaders (ComfyUI's and ours) recognise its EDM sampling and latent format.
@@ -88,12 +119,13 @@ def write_tiny_sdxl_checkpoint(path: Path, seed: int = 0, *, playground: bool = 
     import torch
     from safetensors.torch import save_file
 
-    configs = tiny_configs()
+    configs = tiny_configs(layout)
     torch.manual_seed(seed)
     tensors: dict[str, torch.Tensor] = {}
     for component in COMPONENTS:
         module = construct(component, configs[component])
-        for key, tensor in _original_tensors(component, module, configs[component]).items():
+        source = source_of(component, configs[component])
+        for key, tensor in original_tensors(module, source).items():
             tensors[keys.file_name(key)] = tensor.detach().to(torch.float16).contiguous()
     tensors.update(_bookkeeping(configs))
     if playground:

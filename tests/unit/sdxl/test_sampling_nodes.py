@@ -47,10 +47,47 @@ def test_prompt_weights_blend_each_weighted_token_with_the_empty_prompt(ctx: Nod
 
 def test_prompt_refusals_name_the_problem(ctx: NodeContext) -> None:
     _, clip, _ = run("CheckpointLoaderSimple", ctx, ckpt_name=CKPT)
-    with pytest.raises(InvalidInput, match=r"'embedding:easynegative'.*not supported"):
-        _encode(ctx, "a cat, embedding:easynegative", clip)
     with pytest.raises(InvalidInput, match="not a finite number"):
         _encode(ctx, "a (cat:inf)", clip)
+
+
+JUGGERNAUT_NEGATIVE = (
+    "embedding:ng_deepnegative_v1_75t, embedding:negative_hand-neg,  (worst quality:2), lowres"
+)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "as_comfyui_reads_it"),
+    [
+        # the embedding word is split off at " embedding:" and, with no such file, dropped
+        ("a cat, embedding:easynegative", "a cat,"),
+        ("a cat\nembedding:easynegative big", "a cat"),
+        # a missing "name," is retried as "name" and its "," tokenized; "name,  " is not retried
+        (JUGGERNAUT_NEGATIVE, ", (worst quality:2), lowres"),
+    ],
+)
+def test_missing_embeddings_are_ignored_as_comfyui_ignores_them(
+    ctx: NodeContext, prompt: str, as_comfyui_reads_it: str
+) -> None:
+    for tokenizer_name in ("tokenizer", "tokenizer_2"):
+        assert token_windows(prompt, tokenizer_name) == token_windows(as_comfyui_reads_it, tokenizer_name)
+    _, clip, _ = run("CheckpointLoaderSimple", ctx, ckpt_name=CKPT)
+    assert torch.equal(_encode(ctx, prompt, clip).embeds, _encode(ctx, as_comfyui_reads_it, clip).embeds)
+
+
+def test_an_embedding_file_that_exists_is_refused_by_name(ctx: NodeContext) -> None:
+    folder = ctx.models.path("checkpoints", CKPT).parents[1] / "embeddings"
+    folder.mkdir(exist_ok=True)
+    (folder / "easynegative.safetensors").write_bytes(b"")
+    _, clip, _ = run("CheckpointLoaderSimple", ctx, ckpt_name=CKPT)
+    try:
+        with pytest.raises(
+            InvalidInput, match=r"embedding:easynegative \(easynegative.safetensors\).*not supported"
+        ):
+            _encode(ctx, "a cat, embedding:easynegative,", clip)
+        _encode(ctx, "a cat, embedding:../checkpoints/" + CKPT, clip)  # outside the folder: no file
+    finally:
+        (folder / "easynegative.safetensors").unlink()
 
 
 def test_prompt_encoding_stops_on_cancel(ctx: NodeContext) -> None:

@@ -85,6 +85,41 @@ def test_tiny_checkpoint_has_the_published_tensor_names(models_dir: Path) -> Non
 
 
 @needs_manifest
+def test_the_lean_tiny_checkpoint_has_only_published_names(tmp_path: Path) -> None:
+    """The lean variant drops transformer blocks and nothing else: every published name it lacks belongs
+    to a dropped transformer block of the UNet, and it has one pair the published file has not: the
+    second level's upsampler sits in slot 1 of ``output_blocks.5`` where that level has no transformer
+    (the original layout's rule for such a level), not in slot 2 behind it."""
+    from visionatrix.testing.tiny_sdxl import write_tiny_sdxl_checkpoint
+
+    manifest = set(json.loads(MANIFEST.read_text())["tensors"])
+    path = write_tiny_sdxl_checkpoint(tmp_path / "lean.safetensors", seed=0, layout="lean")
+    written = {n for n in load_file(path) if not keys.is_bookkeeping(n)}
+    moved = {f"model.diffusion_model.output_blocks.5.{{}}.conv.{kind}" for kind in ("weight", "bias")}
+    assert written - manifest == {n.format(1) for n in moved}
+    assert {n.format(2) for n in moved} <= manifest - written
+    manifest -= {n.format(2) for n in moved}
+    dropped = {n.split(".transformer_blocks.")[0] for n in manifest - written}
+    assert dropped == {
+        f"model.diffusion_model.{block}.1"
+        for block in ("input_blocks.4", "input_blocks.5", "input_blocks.7", "input_blocks.8", "middle_block")
+        + tuple(f"output_blocks.{i}" for i in range(6))
+    } | {
+        f"model.diffusion_model.{block}.1.{part}"
+        for block in ("input_blocks.4", "input_blocks.5") + tuple(f"output_blocks.{i}" for i in (3, 4, 5))
+        for part in (
+            "norm.weight",
+            "norm.bias",
+            "proj_in.weight",
+            "proj_in.bias",
+            "proj_out.weight",
+            "proj_out.bias",
+        )
+    }
+    assert loader.infer_configs(loader.read_shapes(path)) == tiny_configs("lean")
+
+
+@needs_manifest
 def test_configs_from_the_full_size_layout_are_sdxl_base_and_cover_every_tensor() -> None:
     tensors = json.loads(MANIFEST.read_text())["tensors"]
     shapes = {keys.canonical_name(name): tuple(shape) for name, shape in tensors.items()}

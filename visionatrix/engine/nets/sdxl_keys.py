@@ -127,30 +127,31 @@ def _vae_attention(rest: str) -> Source:
     return Source(key, op)
 
 
-def vae_source(key: str, config: dict[str, Any]) -> Source:
-    """Where diffusers AutoencoderKL parameter ``key`` comes from."""
+def vae_source(key: str, config: dict[str, Any], prefix: str = VAE_PREFIX) -> Source:
+    """Where diffusers AutoencoderKL parameter ``key`` comes from; ``prefix``: the VAE's level in the
+    file (``first_stage_model.`` in a checkpoint, none in a standalone VAE file such as ``sdxl_vae``)."""
     levels = len(config["block_out_channels"])
     part, _, rest = key.partition(".")
     if part in ("quant_conv", "post_quant_conv") or rest.startswith(("conv_in.", "conv_out.")):
-        return Source(VAE_PREFIX + key)
+        return Source(prefix + key)
     if rest.startswith("conv_norm_out."):
-        return Source(f"{VAE_PREFIX}{part}.norm_out.{rest[len('conv_norm_out.') :]}")
+        return Source(f"{prefix}{part}.norm_out.{rest[len('conv_norm_out.') :]}")
     if m := re.match(r"mid_block\.resnets\.(\d)\.(.*)", rest):
-        return Source(f"{VAE_PREFIX}{part}.mid.block_{int(m[1]) + 1}.{m[2]}")
+        return Source(f"{prefix}{part}.mid.block_{int(m[1]) + 1}.{m[2]}")
     if m := re.match(r"mid_block\.attentions\.0\.(.*)", rest):
         inner = _vae_attention(m[1])
-        return Source(f"{VAE_PREFIX}{part}.mid.attn_1.{inner.key}", inner.op)
+        return Source(f"{prefix}{part}.mid.attn_1.{inner.key}", inner.op)
     if m := re.match(r"down_blocks\.(\d+)\.resnets\.(\d+)\.(.*)", rest):
-        return Source(f"{VAE_PREFIX}encoder.down.{m[1]}.block.{m[2]}.{_vae_resnet(m[3])}")
+        return Source(f"{prefix}encoder.down.{m[1]}.block.{m[2]}.{_vae_resnet(m[3])}")
     if m := re.match(r"down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.*)", rest):
-        return Source(f"{VAE_PREFIX}encoder.down.{m[1]}.downsample.conv.{m[2]}")
+        return Source(f"{prefix}encoder.down.{m[1]}.downsample.conv.{m[2]}")
     # the original numbers decoder levels from the output side, diffusers from the latent side
     if m := re.match(r"up_blocks\.(\d+)\.resnets\.(\d+)\.(.*)", rest):
         level = levels - 1 - int(m[1])
-        return Source(f"{VAE_PREFIX}decoder.up.{level}.block.{m[2]}.{_vae_resnet(m[3])}")
+        return Source(f"{prefix}decoder.up.{level}.block.{m[2]}.{_vae_resnet(m[3])}")
     if m := re.match(r"up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.*)", rest):
         level = levels - 1 - int(m[1])
-        return Source(f"{VAE_PREFIX}decoder.up.{level}.upsample.conv.{m[2]}")
+        return Source(f"{prefix}decoder.up.{level}.upsample.conv.{m[2]}")
     raise KeyError(f"no original name known for VAE parameter {key!r}")
 
 

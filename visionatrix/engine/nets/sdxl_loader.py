@@ -78,7 +78,7 @@ def _heads(width: int) -> int:
     return width // _HEAD_DIM if width % _HEAD_DIM == 0 else 1
 
 
-def _groups(channels: list[int]) -> int:
+def group_count(channels: list[int]) -> int:
     # 32 for SDXL; tiny test models with narrower channels need fewer groups
     return math.gcd(_MAX_GROUPS, *channels)
 
@@ -88,7 +88,7 @@ def infer_configs(shapes: Shapes) -> dict[str, dict[str, Any]]:
     text_encoder_2 = _text_encoder_2_config(shapes)
     return {
         "unet": _unet_config(shapes, pooled_dim=text_encoder_2["projection_dim"]),
-        "vae": _vae_config(shapes),
+        "vae": vae_config(shapes),
         "text_encoder": _text_encoder_config(shapes),
         "text_encoder_2": text_encoder_2,
     }
@@ -122,7 +122,7 @@ def _unet_config(shapes: Shapes, pooled_dim: int) -> dict[str, Any]:
         cross_attention_dim=cross_dim,
         in_channels=shapes[f"{p}input_blocks.0.0.weight"][1],
         out_channels=shapes[f"{p}out.2.weight"][0],
-        norm_num_groups=_groups(channels),
+        norm_num_groups=group_count(channels),
         use_linear_projection=len(proj_in) == 2,
         projection_class_embeddings_input_dim=adm_dim,
         # six size numbers (original size, crop, target size), each embedded, follow the pooled text
@@ -132,8 +132,8 @@ def _unet_config(shapes: Shapes, pooled_dim: int) -> dict[str, Any]:
     return config
 
 
-def _vae_config(shapes: Shapes) -> dict[str, Any]:
-    p = keys.VAE_PREFIX
+def vae_config(shapes: Shapes, p: str = keys.VAE_PREFIX) -> dict[str, Any]:
+    """The AutoencoderKL config for the VAE tensors under prefix ``p`` (SDXL's VAE where they agree)."""
     levels = _count(shapes, rf"{p}encoder\.down\.(\d+)\.block\.0\.conv1\.weight")
     channels = [shapes[f"{p}encoder.down.{i}.block.0.conv1.weight"][0] for i in range(levels)]
     config = builtin_config("vae")
@@ -145,7 +145,7 @@ def _vae_config(shapes: Shapes) -> dict[str, Any]:
         latent_channels=shapes[f"{p}post_quant_conv.weight"][0],
         in_channels=shapes[f"{p}encoder.conv_in.weight"][1],
         out_channels=shapes[f"{p}decoder.conv_out.weight"][0],
-        norm_num_groups=_groups(channels),
+        norm_num_groups=group_count(channels),
     )
     return config
 
@@ -254,10 +254,17 @@ def _materialize_buffers(module: Any) -> None:
 
 
 def load_component(
-    reader: TensorReader, component: str, config: dict[str, Any], dtype: torch.dtype, device: str
+    reader: TensorReader,
+    component: str,
+    config: dict[str, Any],
+    dtype: torch.dtype,
+    device: str,
+    source: Callable[[str], keys.Source] | None = None,
 ) -> Any:
+    """``component`` built from ``config`` with each parameter read where ``source`` (default: the
+    checkpoint layout) says."""
     module = build_empty(component, config)
-    source = source_of(component, config)
+    source = source or source_of(component, config)
     state = {key: reader.read(source(key)).to(dtype) for key in module.state_dict()}
     module.load_state_dict(state, strict=True, assign=True)
     _materialize_buffers(module)

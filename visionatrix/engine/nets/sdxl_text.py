@@ -11,16 +11,22 @@
   window.
 - Weights: when any token's weight is not 1, the empty prompt is encoded too, and each weighted
   token's state becomes ``empty + (state - empty) · weight``, position by position.
-- ``embedding:name`` (textual inversion) is not supported and is refused by name.
+- ``embedding:name`` (textual inversion) is split out of its segment as ComfyUI does it (at a space
+  or newline before ``embedding:``; a trailing comma is retried without it and then tokenized as
+  text). A name with no file is ignored with a warning, as ComfyUI ignores it (flows such as
+  Juggernaut XL name embeddings the model catalog does not ship); an embedding file that exists is
+  refused by name, since applying textual-inversion vectors is not implemented here.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from visionatrix.engine.nets import prompt_weights
@@ -37,6 +43,9 @@ _TOKENIZE_CHUNK = 4096  # characters tokenized between cancel checks
 DEFAULT_LAYER = -2  # ComfyUI's SDXL default: both encoders' penultimate hidden states
 
 Weighted = list[tuple[int, float]]
+FindEmbedding = Callable[[str], Path | None]  # an embedding's name -> its file, None when there is none
+
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=2)
@@ -79,17 +88,34 @@ def _segment_tokens(tok: Any, text: str, check_cancel: Callable[[], None]) -> li
     return ids
 
 
-def _refuse_embeddings(segment: str) -> None:
-    words = re.split(rf" {_EMBEDDING}|\n{_EMBEDDING}", segment)
-    if segment.startswith(_EMBEDDING) or len(words) > 1:
-        name = (segment if segment.startswith(_EMBEDDING) else _EMBEDDING + words[1]).split()[0]
+def _words(segment: str) -> list[str]:
+    """``segment`` cut before each ``embedding:`` that follows a space or newline (ComfyUI's split)."""
+    parts = re.split(rf" {_EMBEDDING}|\n{_EMBEDDING}", segment)
+    return [w for w in [parts[0], *(_EMBEDDING + p for p in parts[1:])] if w != ""]
+
+
+def _embedding_leftover(word: str, find: FindEmbedding) -> str:
+    """The text of ``word`` (``embedding:…``) left to tokenize; refuses an embedding file that exists."""
+    name = word[len(_EMBEDDING) :].strip("\n")
+    path, leftover = find(name), ""
+    if path is None:
+        stripped = name.strip(",")
+        if len(stripped) < len(name):
+            path, leftover = find(stripped), name[len(stripped) :]
+    if path is not None:
         raise InvalidInput(
-            f"prompt: {name!r}: textual-inversion embeddings ('embedding:' syntax) are not supported"
+            f"prompt: {_EMBEDDING}{name.strip(',')} ({path.name}): textual-inversion embeddings are not "
+            "supported here"
         )
+    log.warning("embedding:%s does not exist, ignoring", name)
+    return leftover
 
 
 def tokenize_with_weights(
-    text: str, name: str, check_cancel: Callable[[], None] = lambda: None
+    text: str,
+    name: str,
+    check_cancel: Callable[[], None] = lambda: None,
+    find_embedding: FindEmbedding = lambda name: None,
 ) -> list[Weighted]:
     """``text`` as 77-token windows of (token, weight) for tokenizer ``name``."""
     tok = tokenizer(name)
@@ -97,9 +123,11 @@ def tokenize_with_weights(
     for segment, weight in prompt_weights.parse(text):
         if not math.isfinite(weight):
             raise InvalidInput(f"prompt: weight {weight} of {segment!r} is not a finite number")
-        _refuse_embeddings(segment)
-        if segment:
-            groups.append([(t, weight) for t in _segment_tokens(tok, segment, check_cancel)])
+        for word in _words(segment):
+            if word.startswith(_EMBEDDING):
+                word = _embedding_leftover(word, find_embedding)
+            if word:
+                groups.append([(t, weight) for t in _segment_tokens(tok, word, check_cancel)])
     return _pack_windows(groups, tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)
 
 
@@ -171,17 +199,19 @@ def encode_prompt(
     text: str,
     layer: int = DEFAULT_LAYER,
     check_cancel: Callable[[], None] = lambda: None,
+    find_embedding: FindEmbedding = lambda name: None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``text`` encoded by both SDXL encoders: (embeds (1, 77·k, 2048), pooled (1, 1280)), CPU float32.
 
-    ``check_cancel`` is called between windows (a megabyte prompt is thousands of them).
+    ``check_cancel`` is called between windows (a megabyte prompt is thousands of them);
+    ``find_embedding`` finds the file of an ``embedding:name``.
     """
     import torch
 
     encoded = []
     for encoder, name in ((text_encoder, "tokenizer"), (text_encoder_2, "tokenizer_2")):
         tok = tokenizer(name)
-        windows = tokenize_with_weights(text, name, check_cancel)
+        windows = tokenize_with_weights(text, name, check_cancel, find_embedding)
         empty = [tok.bos_token_id, tok.eos_token_id] + [tok.pad_token_id] * (WINDOW - 2)
         with torch.inference_mode():
             encoded.append(_encode_weighted(encoder, windows, empty, layer, check_cancel))

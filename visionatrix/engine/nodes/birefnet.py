@@ -2,7 +2,9 @@
 
 Nodes:
     LoadRembgByBiRefNetModel(model, device, use_weight, dtype) -> (BIREFNET_MODEL,)
-        file: MODELS_DIR/birefnet/<model> ("General.safetensors", "General-Lite.safetensors")
+        file: MODELS_DIR/birefnet/<model> ("General.safetensors", "General-Lite.safetensors", or
+        BRIA's RMBG-2.0 "bria-rmbg-2.safetensors": a BiRefNet-General (Swin-L) trained by BRIA,
+        with the same tensor names, shapes and configuration; the node pack loads it the same way)
     RembgByBiRefNet(model, images) -> (IMAGE RGBA, MASK)
 
 As the node pack's current ``RembgByBiRefNet`` does: the image is resized to 1024x1024 and
@@ -38,7 +40,8 @@ SIZE_OPTION = "birefnet_size"
 
 @node("LoadRembgByBiRefNetModel")
 class LoadRembgByBiRefNetModel:
-    model_inputs = {"model": ModelInput(MODEL_FOLDER, {"birefnet"})}
+    # RMBG-2.0's header is BiRefNet's (same names): "rmbg-2.0" is the catalog's word for it before download
+    model_inputs = {"model": ModelInput(MODEL_FOLDER, {"birefnet", "rmbg-2.0"})}
 
     def run(
         self,

@@ -4,7 +4,6 @@
     CLIPTextEncode(text, clip)                               -> (CONDITIONING,)
     CLIPSetLastLayer(clip, stop_at_clip_layer)               -> (CLIP,)
     EmptyLatentImage(width, height, batch_size)              -> (LATENT,)
-    VAEDecode(samples, vae)                                  -> (IMAGE,)
     ModelSamplingContinuousEDM(model, sampling, sigma_max, sigma_min) -> (MODEL,)
 
 Types (documented so that other node families can build on them):
@@ -13,7 +12,7 @@ Types (documented so that other node families can build on them):
   (discrete eps for SDXL, EDM for Playground v2.5, read from the checkpoint) and latent format.
   Immutable: patching nodes return a copy.
 - CLIP: ``SdxlClip`` — both text encoders and the hidden layer to read (``CLIPSetLastLayer``).
-- VAE: ``SdxlVae`` — the autoencoder, its device and number format.
+- VAE: ``nodes.vae.Vae`` — the autoencoder, its device and number format (``VAEDecode`` is there).
 - CONDITIONING: ``engine.sampling.conditioning.Conditioning``, a tuple of ``CondPart``.
 - LATENT: ComfyUI's ``{"samples": tensor (B, 4, H/8, W/8)}`` in the VAE's own (unscaled) latent
   space, on the CPU in float32.
@@ -26,22 +25,21 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from visionatrix.engine.context import NodeContext
 from visionatrix.engine.model_inputs import ModelInput
+from visionatrix.engine.nodes.vae import Vae
 from visionatrix.engine.registry import node
-from visionatrix.errors import InvalidInput
+from visionatrix.errors import InvalidInput, ModelMissing
 
 if TYPE_CHECKING:
-    import torch
-
     from visionatrix.engine.sampling.conditioning import Conditioning
     from visionatrix.engine.sampling.diffusion_model import DiffusionModel
 
 CHECKPOINT_FOLDER = "checkpoints"
+EMBEDDING_FOLDER = "embeddings"
 LATENT_CHANNELS = 4
 LATENT_FACTOR = 8  # pixels per latent cell, each way
 EDM_SAMPLINGS = ("v_prediction", "edm", "edm_playground_v2.5", "eps")
@@ -54,15 +52,7 @@ class SdxlClip:
     text_encoder: Any
     text_encoder_2: Any
     layer: int = -2
-
-
-@dataclass(frozen=True)
-class SdxlVae:
-    """VAE: the autoencoder that turns latents into pixels."""
-
-    vae: Any
-    device: str
-    dtype: torch.dtype
+    identity: str = ""  # what the weights are, as ``DiffusionModel.identity``
 
 
 @node("CheckpointLoaderSimple")
@@ -70,7 +60,7 @@ class CheckpointLoaderSimple:
     # the loader reads the model sampling from the file's marker tensors (sdxl_loader.detect_sampling)
     model_inputs = {"ckpt_name": ModelInput(CHECKPOINT_FOLDER, {"sdxl", "sdxl-vpred", "playground-v2.5"})}
 
-    def run(self, ctx: NodeContext, ckpt_name: str) -> tuple[DiffusionModel, SdxlClip, SdxlVae]:
+    def run(self, ctx: NodeContext, ckpt_name: str) -> tuple[DiffusionModel, SdxlClip, Vae]:
         import torch
 
         from visionatrix.engine.nets import sdxl_loader
@@ -89,10 +79,25 @@ class CheckpointLoaderSimple:
 
         parts = ctx.models.cached(key, load, size)
         return (
-            DiffusionModel(parts.unet, parts.sampling, parts.latent_format, parts.device, parts.dtype),
-            SdxlClip(parts.text_encoder, parts.text_encoder_2),
-            SdxlVae(parts.vae, parts.device, parts.vae_dtype),
+            DiffusionModel(
+                parts.unet, parts.sampling, parts.latent_format, parts.device, parts.dtype, f"{key}#unet"
+            ),
+            SdxlClip(parts.text_encoder, parts.text_encoder_2, identity=f"{key}#clip"),
+            Vae(parts.vae, parts.device, parts.vae_dtype),
         )
+
+
+def find_embedding(ctx: NodeContext, name: str) -> Path | None:
+    """The file of textual-inversion embedding ``name`` under ``MODELS_DIR/embeddings``, as ComfyUI
+    looks for it (the name itself, then with .safetensors, .pt, .bin), or None."""
+    if ".." in Path(name).parts or Path(name).is_absolute():
+        return None  # never outside the folder
+    for candidate in (name, f"{name}.safetensors", f"{name}.pt", f"{name}.bin"):
+        try:
+            return ctx.models.path(EMBEDDING_FOLDER, candidate)
+        except (ModelMissing, OSError):
+            continue
+    return None
 
 
 @node("CLIPTextEncode")
@@ -102,7 +107,12 @@ class CLIPTextEncode:
         from visionatrix.engine.sampling.conditioning import CondPart
 
         embeds, pooled = encode_prompt(
-            clip.text_encoder, clip.text_encoder_2, str(text), clip.layer, ctx.check_cancel
+            clip.text_encoder,
+            clip.text_encoder_2,
+            str(text),
+            clip.layer,
+            ctx.check_cancel,
+            lambda name: find_embedding(ctx, name),
         )
         return ((CondPart(embeds, pooled),),)
 
@@ -160,20 +170,3 @@ class EmptyLatentImage:
                 raise InvalidInput(f"EmptyLatentImage: {name} must be at least {least}, got {value}")
         shape = (int(batch_size), LATENT_CHANNELS, int(height) // LATENT_FACTOR, int(width) // LATENT_FACTOR)
         return ({"samples": torch.zeros(shape)},)
-
-
-@node("VAEDecode")
-class VAEDecode:
-    def run(self, ctx: NodeContext, samples: dict[str, Any], vae: SdxlVae) -> tuple[np.ndarray]:
-        import torch
-
-        latents = samples["samples"]
-        images = []
-        with torch.inference_mode():
-            # one image at a time: decoding is the memory peak of the whole flow
-            for i in range(latents.shape[0]):
-                ctx.progress(i / latents.shape[0])
-                decoded = vae.vae.decode(latents[i : i + 1].to(vae.device, vae.dtype)).sample
-                images.append(((decoded.float() + 1.0) / 2.0).clamp(0.0, 1.0).permute(0, 2, 3, 1).cpu())
-        ctx.progress(1.0)
-        return (torch.cat(images).numpy().astype(np.float32, copy=False),)

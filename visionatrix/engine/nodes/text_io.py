@@ -1,5 +1,5 @@
 """Text nodes: ``SaveText|pysssss`` (ComfyUI-Custom-Scripts) writes its text as the task's result;
-``StringConcatenate`` (ComfyUI) and ``ShowText|pysssss`` pass text on.
+``StringConcatenate``, ``StringReplace`` (ComfyUI) and ``ShowText|pysssss`` pass text on.
 
 The result is one UTF-8 ``.txt`` file per node (output type ``text``), downloaded like an image
 result (``text/plain``). The pack's ``root_dir``/``file`` choose a place under ComfyUI's folders;
@@ -36,6 +36,16 @@ class StringConcatenate:
         self, ctx: NodeContext, string_a: Any = "", string_b: Any = "", delimiter: Any = "", **_: Any
     ) -> tuple[str]:
         return (str(delimiter).join((str(string_a), str(string_b))),)
+
+
+@node("StringReplace")
+class StringReplace:
+    """ComfyUI's ``string.replace(find, replace)``: every occurrence."""
+
+    def run(
+        self, ctx: NodeContext, string: Any = "", find: Any = "", replace: Any = "", **_: Any
+    ) -> tuple[str]:
+        return (str(string).replace(str(find), str(replace)),)
 
 
 @node("ShowText|pysssss")

@@ -36,6 +36,9 @@ class DiffusionModel:
     latent_format: LatentFormat
     device: str
     dtype: torch.dtype
+    # what the weights are (the checkpoint's cache key, then each patch applied): a cache key for
+    # patched copies; "" when unknown, and then patched copies are not cached
+    identity: str = ""
 
     def denoise(self, x: Tensor, sigma: Tensor, batch: UNetBatch) -> Tensor:
         """The clean latent predicted at ``x`` (noise level ``sigma`` per row), as float32.
