@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from visionatrix.engine.context import NodeContext
+from visionatrix.engine.png import write_png
 from visionatrix.engine.registry import node
 from visionatrix.errors import InvalidInput, NotFound
 
@@ -31,9 +32,16 @@ def as_image_batch(images: Any, name: str = "image") -> np.ndarray:
     return array
 
 
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """One (H, W, C) float image in [0, 1] as 8-bit values (rounded, not truncated)."""
+    pixels = np.clip(image, 0.0, 1.0)  # a new array in the image's own float type
+    pixels *= 255.0
+    return np.rint(pixels, out=pixels).astype(np.uint8)
+
+
 def to_pil(image: np.ndarray) -> Image.Image:
     """One (H, W, C) float image in [0, 1] as an 8-bit Pillow image (rounded, not truncated)."""
-    pixels = np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    pixels = to_uint8(image)
     channels = pixels.shape[-1]
     return Image.fromarray(pixels[..., 0] if channels == 1 else pixels, _PNG_MODES[channels])
 
@@ -138,7 +146,7 @@ class SaveImage:
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
         for n, image in enumerate(batch):
             path = ctx.output_dir / f"{ctx.node_id}_{n}.png"
-            to_pil(image).save(path, format="PNG", compress_level=4)
+            write_png(path, to_uint8(image))  # lossless; faster than Pillow (engine/png.py)
             ctx.add_output(path)
             ctx.progress((n + 1) / len(batch))
         return ()
