@@ -84,6 +84,11 @@ class Config(BaseSettings):
         validation_alias=_env("VIX_MODEL_CACHE_GB"),
         description="loaded-model cache budget; 0 = automatic",
     )
+    stage_log: Path | None = Field(
+        None,
+        validation_alias=_env("VIX_STAGE_LOG"),
+        description="worker: append each task's stage timings to this file (JSON lines; profiling)",
+    )
 
     node_modules: str = Field(
         "",
@@ -131,6 +136,8 @@ def describe_environment() -> list[tuple[str, str, str]]:
         alias = field.validation_alias
         env = alias.choices[0] if isinstance(alias, AliasChoices) else name.upper()
         default = field.default
-        shown = "" if isinstance(default, SecretStr) else getattr(default, "value", default)
+        shown = (
+            "" if isinstance(default, SecretStr) or default is None else getattr(default, "value", default)
+        )
         rows.append((str(env), str(shown), field.description or ""))
     return rows

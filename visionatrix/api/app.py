@@ -14,6 +14,7 @@ from visionatrix.api import errors
 from visionatrix.api.routes import flows, other, tasks, worker_api, workers
 from visionatrix.api.routes import settings as settings_routes
 from visionatrix.api.services import Services
+from visionatrix.api.timing import ServerTiming
 from visionatrix.config import Config
 from visionatrix.db.engine import create_engine, session_factory, upgrade_to_head
 from visionatrix.flows.catalog import FlowCatalog
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 def create_app(config: Config) -> FastAPI:
     app = FastAPI(title="Visionatrix", version=__version__, lifespan=_lifespan(config))
     errors.install(app)
+    app.add_middleware(ServerTiming)
     for module in (tasks, worker_api, flows, settings_routes, workers, other):
         app.include_router(module.router)
     return app

@@ -49,9 +49,12 @@ class AsyncClient:
         retries: int = 4,
         backoff: float = 0.5,
         transport: httpx.AsyncBaseTransport | None = None,
+        event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(
-            transport=transport, **httpx_options(base_url, username, password, timeout)
+            transport=transport,
+            event_hooks=event_hooks,
+            **httpx_options(base_url, username, password, timeout),
         )
         self._policy = RetryPolicy(retries=retries, backoff=backoff)
 
@@ -281,9 +284,13 @@ class AsyncClient:
         task_id: int,
         files: list[tuple[str, bytes, str]],
         worker_details: dict[str, Any] | None = None,
+        execution_time: float | None = None,
     ) -> None:
-        """Store the task's output files: ``(<task_id>_<node_id>_<n>.<ext>, content, content_type)``."""
-        await self._send(_calls.upload_results(task_id, files, worker_details))
+        """Store the task's output files: ``(<task_id>_<node_id>_<n>.<ext>, content, content_type)``.
+
+        ``execution_time`` (seconds) is recorded with them, so no progress report need precede this.
+        """
+        await self._send(_calls.upload_results(task_id, files, worker_details, execution_time))
 
     async def release_lock(self, task_id: int, worker_details: dict[str, Any] | None = None) -> None:
         """Give the claimed task back to the queue (another worker may take it)."""

@@ -132,11 +132,16 @@ def report_progress(
 
 
 def upload_results(
-    task_id: int, files: list[tuple[str, bytes, str]], worker_details: dict[str, Any] | None = None
+    task_id: int,
+    files: list[tuple[str, bytes, str]],
+    worker_details: dict[str, Any] | None = None,
+    execution_time: float | None = None,
 ) -> Call:
     parts: list[Part] = [("files", (name, content, kind)) for name, content, kind in files]
     if worker_details is not None:  # names the worker, so a claim lost to another is refused
         parts.append(("worker_details", (None, json.dumps(worker_details), None)))
+    if execution_time is not None:  # the run's time, so no progress report is needed before this
+        parts.append(("execution_time", (None, f"{execution_time:.6f}", None)))
     return Call("PUT", "/vapi/tasks/results", params={"task_id": str(task_id)}, parts=parts)
 
 

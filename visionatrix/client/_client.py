@@ -54,8 +54,13 @@ class Client:
         retries: int = 4,
         backoff: float = 0.5,
         transport: httpx.BaseTransport | None = None,
+        event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
     ) -> None:
-        self._http = httpx.Client(transport=transport, **httpx_options(base_url, username, password, timeout))
+        self._http = httpx.Client(
+            transport=transport,
+            event_hooks=event_hooks,
+            **httpx_options(base_url, username, password, timeout),
+        )
         self._policy = RetryPolicy(retries=retries, backoff=backoff)
 
     @property
@@ -288,9 +293,13 @@ class Client:
         task_id: int,
         files: list[tuple[str, bytes, str]],
         worker_details: dict[str, Any] | None = None,
+        execution_time: float | None = None,
     ) -> None:
-        """Store the task's output files: ``(<task_id>_<node_id>_<n>.<ext>, content, content_type)``."""
-        self._send(_calls.upload_results(task_id, files, worker_details))
+        """Store the task's output files: ``(<task_id>_<node_id>_<n>.<ext>, content, content_type)``.
+
+        ``execution_time`` (seconds) is recorded with them, so no progress report need precede this.
+        """
+        self._send(_calls.upload_results(task_id, files, worker_details, execution_time))
 
     def release_lock(self, task_id: int, worker_details: dict[str, Any] | None = None) -> None:
         """Give the claimed task back to the queue (another worker may take it)."""

@@ -155,6 +155,7 @@ class TaskQueue:
         details: WorkerDetails | None,
         task_id: int,
         files: list[UploadedFile],
+        execution_time: float | None = None,
     ) -> None:
         task = await self._held(session, user, details, task_id)
         by_node = _group_results(task, files)
@@ -169,6 +170,8 @@ class TaskQueue:
         task.outputs = outputs
         task.status = lifecycle.transition(lifecycle.Status.RUNNING, "complete").value
         task.progress = 100.0
+        if execution_time is not None:
+            task.execution_time = execution_time
         task.finished_at = now
         task.updated_at = now
         task.leased_until = None

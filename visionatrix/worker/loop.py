@@ -14,6 +14,7 @@ import functools
 import logging
 import random
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from visionatrix.worker.flows import FLOWS_TTL, RunnableFlows
 from visionatrix.worker.identity import worker_details
 from visionatrix.worker.runner import run_task
 from visionatrix.worker.shutdown import Shutdown
+from visionatrix.worker.stages import CallLog, StageClock, write_record
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,8 @@ class WorkerOptions:
     precision: str = "auto"
     heartbeat_every: float = 2.0
     max_tasks: int | None = None  # stop after this many tasks (tests, one-shot workers)
+    stage_log: Path | None = None  # append each task's stage timings here (JSON lines)
+    calls: CallLog | None = None  # the client's calls, when its event hooks record them
 
 
 class Backoff:
@@ -73,6 +77,7 @@ def serve(client: Client, models: ModelStore, options: WorkerOptions, shutdown: 
     last_name, done = "", 0
     log.info("worker started", extra={"action": "worker_started", "worker": options.worker_id})
     while not shutdown.requested.is_set() and (options.max_tasks is None or done < options.max_tasks):
+        asked = time.time()
         try:
             task = _next_task(client, flows, details, last_name)
             polls.reset()
@@ -84,8 +89,11 @@ def serve(client: Client, models: ModelStore, options: WorkerOptions, shutdown: 
         if task is None:
             flows.invalidate()  # the poll ended empty: maybe the installed flows changed; re-read them
             continue
-        outcome = attempt(client, task, models, options, details, flows, shutdown)
+        clock = StageClock(int(task["task_id"]), str(task.get("name", "")))
+        clock.add("claim", asked, time.time())
+        outcome = attempt(client, task, models, options, details, flows, shutdown, clock)
         _log_outcome(task, outcome)
+        write_record(clock.record(outcome.value, options.calls), options.stage_log)
         if outcome is Outcome.RELEASED:
             shutdown.requested.wait(tasks.next_delay())  # whatever went wrong, don't take it straight back
         elif outcome is not Outcome.CANCELLED:
@@ -122,6 +130,7 @@ def attempt(
     details: dict[str, Any],
     flows: RunnableFlows,
     shutdown: Shutdown,
+    clock: StageClock | None = None,
 ) -> Outcome:
     """Run one claimed task, whatever happens to it; never raises for the task's sake."""
     task_id = int(task["task_id"])
@@ -138,6 +147,7 @@ def attempt(
                 device=options.device,
                 precision=options.precision,
                 heartbeat_every=options.heartbeat_every,
+                clock=clock,
             )
         return Outcome(result)
     except Cancelled:

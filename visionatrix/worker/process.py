@@ -28,6 +28,7 @@ def run_worker(config: Config) -> NoReturn:
     from visionatrix.models.device import choose_device, choose_precision
     from visionatrix.worker.loop import WorkerOptions, serve
     from visionatrix.worker.shutdown import Shutdown, stop_on_signals, stop_with_parent
+    from visionatrix.worker.stages import CallLog
 
     shutdown = Shutdown()
     stop_on_signals(shutdown)
@@ -41,10 +42,13 @@ def run_worker(config: Config) -> NoReturn:
         models_dir=config.models_dir.resolve(),
         device=device,
         precision=choose_precision(device, config.precision),
+        stage_log=config.stage_log,
+        calls=CallLog() if config.stage_log else None,
     )
     budget = int(config.model_cache_gb * 2**30) or None
+    hooks = options.calls.event_hooks() if options.calls else None
     try:
-        with Client(config.server, user or None, password or None, timeout=60.0) as client:
+        with Client(config.server, user or None, password or None, timeout=60.0, event_hooks=hooks) as client:
             serve(client, ModelStore(options.models_dir, budget), options, shutdown)
     finally:
         shutdown.finished()

@@ -1,0 +1,139 @@
+"""Where one task's time goes in the worker: named wall-clock spans and the HTTP calls it made.
+
+The runner opens a span per stage (inputs, each graph node, results). With a ``CallLog`` on the
+worker's client, every call is kept with its round trip and the server's own share of it (the
+``Server-Timing`` header each answer carries), so a profile tells the network, the server and the
+worker apart. The loop writes one record per task: to the debug log, and as a JSON line to the
+file ``VIX_STAGE_LOG`` names (the overhead benchmarks read it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+_START = "vix_started"  # where a request's send time rides between the two hooks
+
+
+@dataclass
+class Span:
+    name: str
+    start: float  # time.time()
+    end: float
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    start: float  # time.time() when sent
+    seconds: float  # until the answer's headers arrived
+    server_ms: float | None  # the server's own time (Server-Timing), None when it did not say
+
+
+class CallLog:
+    """The worker client's recent calls, filled by httpx event hooks (any thread)."""
+
+    def __init__(self, keep: int = 2000) -> None:
+        self._calls: deque[Call] = deque(maxlen=keep)
+        self._lock = threading.Lock()
+
+    def event_hooks(self) -> dict[str, list[Any]]:
+        return {"request": [self._sent], "response": [self._answered]}
+
+    def _sent(self, request: httpx.Request) -> None:
+        request.extensions[_START] = time.time()
+
+    def _answered(self, response: httpx.Response) -> None:
+        request = response.request
+        start = request.extensions.get(_START)
+        if start is None:
+            return
+        call = Call(
+            request.method,
+            request.url.path,
+            start,
+            time.time() - start,
+            server_millis(response.headers.get("server-timing")),
+        )
+        with self._lock:
+            self._calls.append(call)
+
+    def between(self, start: float, end: float) -> list[Call]:
+        with self._lock:
+            return [c for c in self._calls if start <= c.start <= end]
+
+
+@dataclass
+class StageClock:
+    """The spans of one task, from its claim to its results stored."""
+
+    task_id: int
+    flow: str = ""
+    spans: list[Span] = field(default_factory=list)
+    _nodes: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def span(self, name: str) -> Iterator[None]:
+        start = time.time()
+        try:
+            yield
+        finally:
+            self.spans.append(Span(name, start, time.time()))
+
+    def add(self, name: str, start: float, end: float) -> None:
+        self.spans.append(Span(name, start, end))
+
+    def node_progress(self, node_id: str, fraction: float) -> None:
+        """The executor's per-node progress: 0.0 opens a node's span, 1.0 closes it."""
+        if fraction <= 0.0:
+            self._nodes[node_id] = time.time()
+        elif fraction >= 1.0 and node_id in self._nodes:
+            self.add(f"node {node_id}", self._nodes.pop(node_id), time.time())
+
+    def record(self, outcome: str, calls: CallLog | None = None) -> dict[str, Any]:
+        start = min((s.start for s in self.spans), default=time.time())
+        end = max((s.end for s in self.spans), default=start)
+        return {
+            "task_id": self.task_id,
+            "flow": self.flow,
+            "outcome": outcome,
+            "spans": [asdict(s) for s in self.spans],
+            "calls": [asdict(c) for c in calls.between(start, end)] if calls is not None else [],
+        }
+
+
+def server_millis(header: str | None) -> float | None:
+    """The ``app`` duration of a Server-Timing header, in ms; None when absent or unreadable."""
+    for metric in (header or "").split(","):
+        name, _, params = metric.strip().partition(";")
+        if name.strip() != "app":
+            continue
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip() == "dur":
+                try:
+                    return float(value)
+                except ValueError:
+                    return None
+    return None
+
+
+def write_record(record: dict[str, Any], path: Path | None) -> None:
+    spans = ", ".join(f"{s['name']} {(s['end'] - s['start']) * 1000:.1f} ms" for s in record["spans"])
+    log.debug("task %s stages: %s", record["task_id"], spans, extra={"action": "task_stages"})
+    if path is not None:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
