@@ -16,21 +16,20 @@ and splits the work over threads where there are cores.
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 
+from visionatrix.engine import parallel
+
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> grey, grey+alpha, RGB, RGBA
 _LEVEL = 1
 _STRIP_BYTES = 512 * 1024  # below this a strip is not worth a thread
-_MAX_THREADS = 8
 
 
 @cache
@@ -41,12 +40,6 @@ def _deflate_module() -> ModuleType:
         return isal_zlib
     except ImportError:
         return zlib
-
-
-@cache
-def _pool() -> ThreadPoolExecutor:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return ThreadPoolExecutor(max(1, min(_MAX_THREADS, cpus)), thread_name_prefix="png")
 
 
 def encode_png(pixels: np.ndarray, deflate: ModuleType | None = None) -> bytes:
@@ -75,26 +68,21 @@ def write_png(path: Path, pixels: np.ndarray) -> None:
 
 
 def _zlib_stream(rows: np.ndarray, bpp: int, module: ModuleType) -> bytes:
-    strips = _strips(rows)
-    parts = list(_pool().map(lambda bounds: _deflate_strip(rows, bpp, module, *bounds), strips))
+    count = max(1, min(parallel.threads(), rows.nbytes // _STRIP_BYTES))
+    parts = parallel.strips(rows.shape[0], count)
+    last = parts[-1]
+    deflated = parallel.run_all(lambda part: _deflate_strip(rows, bpp, module, part, part is last), parts)
     checksum = 1
-    for filtered, _ in parts:
+    for filtered, _ in deflated:
         checksum = zlib.adler32(filtered, checksum)
     # zlib header: deflate with a 32 KiB window, "fastest" level flag; the check bits make it % 31 == 0
-    return b"\x78\x01" + b"".join(data for _, data in parts) + struct.pack(">I", checksum)
-
-
-def _strips(rows: np.ndarray) -> list[tuple[int, int, bool]]:
-    height = rows.shape[0]
-    count = max(1, min(_pool()._max_workers, rows.nbytes // _STRIP_BYTES, height))
-    edges = [round(i * height / count) for i in range(count + 1)]
-    return [(edges[i], edges[i + 1], i == count - 1) for i in range(count)]
+    return b"\x78\x01" + b"".join(data for _, data in deflated) + struct.pack(">I", checksum)
 
 
 def _deflate_strip(
-    rows: np.ndarray, bpp: int, module: ModuleType, top: int, bottom: int, last: bool
+    rows: np.ndarray, bpp: int, module: ModuleType, part: slice, last: bool
 ) -> tuple[bytes, bytes]:
-    filtered = _filter_rows(rows, bpp, top, bottom).tobytes()
+    filtered = _filter_rows(rows, bpp, part.start, part.stop).tobytes()
     compressor = module.compressobj(_LEVEL, zlib.DEFLATED, -15)
     data = compressor.compress(filtered) + compressor.flush(module.Z_FINISH if last else module.Z_FULL_FLUSH)
     return filtered, data
