@@ -83,7 +83,7 @@ class StageClock:
     task_id: int
     flow: str = ""
     spans: list[Span] = field(default_factory=list)
-    _nodes: dict[str, float] = field(default_factory=dict)
+    _nodes: dict[str, list[float]] = field(default_factory=dict)  # node id -> [start, end]
 
     @contextlib.contextmanager
     def span(self, name: str) -> Iterator[None]:
@@ -97,13 +97,20 @@ class StageClock:
         self.spans.append(Span(name, start, end))
 
     def node_progress(self, node_id: str, fraction: float) -> None:
-        """The executor's per-node progress: 0.0 opens a node's span, 1.0 closes it."""
+        """Per-node progress: a node's span runs from its first 0.0 (the executor's, before it
+        runs) to its last 1.0 (the executor's, after it ran); a node's own reports fall between."""
+        now = time.time()
         if fraction <= 0.0:
-            self._nodes[node_id] = time.time()
+            self._nodes.setdefault(node_id, [now, now])
         elif fraction >= 1.0 and node_id in self._nodes:
-            self.add(f"node {node_id}", self._nodes.pop(node_id), time.time())
+            self._nodes[node_id][1] = now
 
     def record(self, outcome: str, calls: CallLog | None = None) -> dict[str, Any]:
+        for node_id, (begin, end) in sorted(self._nodes.items(), key=lambda item: item[1][0]):
+            if end > begin:
+                self.add(f"node {node_id}", begin, end)
+        self._nodes.clear()
+        self.spans.sort(key=lambda s: s.start)
         start = min((s.start for s in self.spans), default=time.time())
         end = max((s.end for s in self.spans), default=start)
         return {
