@@ -66,17 +66,17 @@ def photo_png(size: int = 1024) -> bytes:
 class Variant:
     """One server (DEFAULT mode, one local worker) running one version of the code."""
 
-    def __init__(self, name: str, workdir: Path, code: Path | None, models: Path) -> None:
+    def __init__(self, name: str, workdir: Path, code: Path | None, models: Path, **extra_env: str) -> None:
         self.name = name
         self.stage_log = workdir / "stages.jsonl"
-        env = {"MODELS_DIR": str(models), "VIX_STAGE_LOG": str(self.stage_log)}
+        env = {"MODELS_DIR": str(models), "VIX_STAGE_LOG": str(self.stage_log), **extra_env}
         if code is not None:
             env["PYTHONPATH"] = f"{code / 'tests' / 'nodes'}:{code}"
         workdir.mkdir(parents=True)
         self.server = Server(workdir, f"sqlite:///{workdir}/bench.db", **env)
         self.http: httpx.Client | None = None
 
-    def start(self, flows: list[Path]) -> None:
+    def start(self, flows: list[Path | dict[str, Any]]) -> None:
         self.server.start()
         for flow in flows:
             self.server.install(flow)
@@ -87,20 +87,23 @@ class Variant:
             self.http.close()
         self.server.stop()
 
-    def create(self, flow: str, png: bytes, sync: bool = False) -> httpx.Response:
+    def create(
+        self, flow: str, png: bytes | None, sync: bool = False, data: dict[str, str] | None = None
+    ) -> httpx.Response:
         assert self.http is not None
         route = "create-sync" if sync else "create"
-        answer = self.http.put(
-            f"/vapi/tasks/{route}/{flow}", files={"input_image": ("in.png", png, "image/png")}
-        )
+        files = {"input_image": ("in.png", png, "image/png")} if png is not None else None
+        answer = self.http.put(f"/vapi/tasks/{route}/{flow}", files=files, data=data)
         answer.raise_for_status()
         return answer
 
-    def run_polled(self, flow: str, png: bytes) -> tuple[int, ClientTimes, int, dict[str, Any]]:
+    def run_polled(
+        self, flow: str, png: bytes | None, data: dict[str, str] | None = None
+    ) -> tuple[int, ClientTimes, int, dict[str, Any]]:
         """Create a task and poll every 10 ms until progress 100: (id, client times, polls, task)."""
         assert self.http is not None
         sent = time.time()
-        answer = self.create(flow, png)
+        answer = self.create(flow, png, data=data)
         answered = time.time()
         task_id = answer.json()["tasks_ids"][0]
         polls = 0
@@ -129,7 +132,7 @@ def _server_ms(answer: httpx.Response) -> float | None:
     return float(header.split("dur=")[1].split(",")[0].split(";")[0])
 
 
-def _classes(flow: Path) -> dict[str, str]:
+def flow_classes(flow: Path) -> dict[str, str]:
     return {node_id: node["class_type"] for node_id, node in json.loads(flow.read_text()).items()}
 
 
@@ -190,7 +193,7 @@ def trivial(variants: list[Variant], cog: CogServer | None, tasks: int, warmup: 
         sync = statistics.median(after.sync) / statistics.median(before.sync)
         print(f"  ratio after/before: polled {polled:.3f}, create-sync {sync:.3f}")
     current = variants[-1]
-    records, classes = read_records(current.stage_log), _classes(TRIVIAL)
+    records, classes = read_records(current.stage_log), flow_classes(TRIVIAL)
     stages = [
         task_stages(records[i], classes, t) for i, t in samples[current.name].client.items() if i in records
     ]
@@ -205,7 +208,7 @@ def _row(label: str, values: list[float], trip: float | None = None, cog: float 
     print(f"  {label:46} {_ms(values)} {trips:>6} {versus:>7}")
 
 
-def _server_seconds(task: dict[str, Any]) -> float:
+def server_seconds(task: dict[str, Any]) -> float:
     created = datetime.fromisoformat(task["created_at"])
     return (datetime.fromisoformat(task["finished_at"]) - created).total_seconds()
 
@@ -220,7 +223,7 @@ def model_flows(variants: list[Variant], flows: list[str], raw: dict[str, Any], 
                 task_id, times, _n, task = variant.run_polled(flow, photo)
                 if round_ == 0:
                     continue
-                totals[variant.name].append(_server_seconds(task))
+                totals[variant.name].append(server_seconds(task))
                 if variant is variants[-1]:
                     client_times[task_id] = times
         raw_seconds = raw[flow](photo)
@@ -235,7 +238,7 @@ def model_flows(variants: list[Variant], flows: list[str], raw: dict[str, Any], 
             print(f"  ratio after/before: {after / before:.3f}")
         current = variants[-1]
         records = read_records(current.stage_log)
-        classes = _classes(BUILTIN / f"{flow}.json")
+        classes = flow_classes(BUILTIN / f"{flow}.json")
         stages = [task_stages(records[i], classes, t) for i, t in client_times.items() if i in records]
         if stages:
             print_table(f"Stage table, {current.name}: {flow}", stages)
