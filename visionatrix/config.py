@@ -84,6 +84,13 @@ class Config(BaseSettings):
         validation_alias=_env("VIX_MODEL_CACHE_GB"),
         description="loaded-model cache budget; 0 = automatic",
     )
+    worker_slots: int = Field(
+        1,
+        ge=1,
+        le=8,
+        validation_alias=_env("VIX_WORKER_SLOTS"),
+        description="worker: tasks run at once; 2 on a large GPU overlaps CPU and GPU work (more memory)",
+    )
     stage_log: Path | None = Field(
         None,
         validation_alias=_env("VIX_STAGE_LOG"),

@@ -96,3 +96,30 @@ def _upload(server: Server, task_id: int, name: str, execution_time: str) -> htt
     files = [("files", (name, png_bytes(), "image/png"))]
     data = {"worker_details": json.dumps(DETAILS), "execution_time": execution_time}
     return httpx.put(f"{server.url}/vapi/tasks/results", params={"task_id": task_id}, files=files, data=data)
+
+
+def test_a_worker_with_two_slots_runs_two_tasks_at_once(tmp_path: Path, sqlite_url: str) -> None:
+    server = Server(tmp_path, sqlite_url, VIX_WORKER_SLOTS="2")
+    server.start()
+    try:
+        server.install(record_flow(tmp_path / "ran.log", seconds=2.0, steps=20))
+        with server.client() as http:
+            ids = [
+                http.put("/vapi/tasks/create/record", data={"text": t}).json()["tasks_ids"][0] for t in "abc"
+            ]
+            both_running = False
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not both_running:
+                states = [http.get(f"/vapi/tasks/progress/{i}").json()["status"] for i in ids[:2]]
+                both_running = states == ["running", "running"]
+                time.sleep(0.05)
+            done = [wait_for(i, http, timeout=60) for i in ids]
+    finally:
+        server.stop()
+    assert both_running
+    assert all(t["status"] == "completed" for t in done)
+    assert sorted(line.split("\t")[0] for line in (tmp_path / "ran.log").read_text().splitlines()) == [
+        "a",
+        "b",
+        "c",
+    ]

@@ -49,6 +49,7 @@ class WorkerOptions:
     precision: str = "auto"
     heartbeat_every: float = 2.0
     max_tasks: int | None = None  # stop after this many tasks (tests, one-shot workers)
+    slots: int = 1  # tasks run at once (see serve)
     stage_log: Path | None = None  # append each task's stage timings here (JSON lines)
     calls: CallLog | None = None  # the client's calls, when its event hooks record them
 
@@ -69,15 +70,72 @@ class Backoff:
         self.failures = 0
 
 
+class TaskBudget:
+    """How many more tasks the worker may take (``max_tasks``), shared by its slots: a slot
+    reserves one before it polls and returns it when the poll brings none."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.taken = 0
+        self._lock = threading.Lock()
+
+    def reserve(self) -> bool:
+        with self._lock:
+            if self.limit is not None and self.taken >= self.limit:
+                return False
+            self.taken += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self.taken -= 1
+
+
 def serve(client: Client, models: ModelStore, options: WorkerOptions, shutdown: Shutdown) -> int:
-    """Run until ``shutdown`` is requested (or ``max_tasks`` are done). Returns the number of tasks run."""
-    flows = RunnableFlows(client, options.models_dir)
+    """Run until ``shutdown`` is requested (or ``max_tasks`` are done). Returns the number of tasks run.
+
+    With ``slots`` > 1 that many loops run side by side, each with a task of its own: while one
+    task waits on the GPU, another decodes, encodes and uploads on the CPU.
+    """
     details = worker_details(options.worker_id, options.device)
+    budget = TaskBudget(options.max_tasks)
+    log.info("worker started", extra={"action": "worker_started", "worker": options.worker_id})
+    if options.slots <= 1:
+        return _slot(client, models, options, shutdown, details, budget)
+    done = [0] * options.slots
+    failures: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            done[index] = _slot(client, models, options, shutdown, details, budget)
+        except BaseException as exc:  # the first failure (refused credentials) ends every slot
+            failures.append(exc)
+            shutdown.request(f"slot {index} ended: {exc}")
+
+    slots = [threading.Thread(target=run, args=(i,), name=f"slot-{i}") for i in range(options.slots)]
+    for thread in slots:
+        thread.start()
+    for thread in slots:
+        thread.join()
+    if failures:
+        raise failures[0]
+    return sum(done)
+
+
+def _slot(
+    client: Client,
+    models: ModelStore,
+    options: WorkerOptions,
+    shutdown: Shutdown,
+    details: dict[str, Any],
+    budget: TaskBudget,
+) -> int:
+    flows = RunnableFlows(client, options.models_dir)
     polls, tasks = Backoff(), Backoff()
     last_name, done = "", 0
-    log.info("worker started", extra={"action": "worker_started", "worker": options.worker_id})
-    while not shutdown.requested.is_set() and (options.max_tasks is None or done < options.max_tasks):
+    while not shutdown.requested.is_set() and budget.reserve():
         asked = time.time()
+        task: dict[str, Any] | None = None
         try:
             task = _next_task(client, flows, details, last_name)
             polls.reset()
@@ -86,6 +144,9 @@ def serve(client: Client, models: ModelStore, options: WorkerOptions, shutdown: 
             log.warning("server unavailable (%s); retrying in %.1f s", exc, delay)
             shutdown.requested.wait(delay)
             continue
+        finally:
+            if task is None:
+                budget.release()
         if task is None:
             flows.invalidate()  # the poll ended empty: maybe the installed flows changed; re-read them
             continue

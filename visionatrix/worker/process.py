@@ -37,11 +37,17 @@ def run_worker(config: Config) -> NoReturn:
     registry.load_modules(config.extra_node_modules())
     user, _, password = config.worker_auth.get_secret_value().partition(":")
     device = choose_device(config.device)
+    if device.startswith("cuda"):
+        import torch
+
+        # every task of a flow has the same shapes: let cuDNN time its convolution kernels once
+        torch.backends.cudnn.benchmark = True
     options = WorkerOptions(
         worker_id=_worker_id(user),
         models_dir=config.models_dir.resolve(),
         device=device,
         precision=choose_precision(device, config.precision),
+        slots=config.worker_slots,
         stage_log=config.stage_log,
         calls=CallLog() if config.stage_log else None,
     )
