@@ -91,6 +91,11 @@ class Config(BaseSettings):
         validation_alias=_env("VIX_WORKER_SLOTS"),
         description="worker: tasks run at once; 2 on a large GPU overlaps CPU and GPU work (more memory)",
     )
+    compile: str = Field(
+        "",
+        validation_alias=_env("VIX_COMPILE"),
+        description="worker: torch.compile UNet and BiRefNet: on, reduce-overhead or max-autotune (opt-in)",
+    )
     stage_log: Path | None = Field(
         None,
         validation_alias=_env("VIX_STAGE_LOG"),

@@ -50,6 +50,7 @@ class WorkerOptions:
     heartbeat_every: float = 2.0
     max_tasks: int | None = None  # stop after this many tasks (tests, one-shot workers)
     slots: int = 1  # tasks run at once (see serve)
+    compile: str | None = None  # a torch.compile mode for the heavy networks (engine/compiled.py)
     stage_log: Path | None = None  # append each task's stage timings here (JSON lines)
     calls: CallLog | None = None  # the client's calls, when its event hooks record them
 
@@ -209,6 +210,7 @@ def attempt(
                 precision=options.precision,
                 heartbeat_every=options.heartbeat_every,
                 clock=clock,
+                compile_mode=options.compile,
             )
         return Outcome(result)
     except Cancelled:

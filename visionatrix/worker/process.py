@@ -24,6 +24,7 @@ def run_worker(config: Config) -> NoReturn:
     # torch and the engine load here, in the worker only: the server never imports them
     from visionatrix.client import Client
     from visionatrix.engine import registry
+    from visionatrix.engine.compiled import compile_mode as compile_mode_of
     from visionatrix.models.cache import ModelStore
     from visionatrix.models.device import choose_device, choose_precision
     from visionatrix.worker.loop import WorkerOptions, serve
@@ -37,6 +38,12 @@ def run_worker(config: Config) -> NoReturn:
     registry.load_modules(config.extra_node_modules())
     user, _, password = config.worker_auth.get_secret_value().partition(":")
     device = choose_device(config.device)
+    compile_mode = compile_mode_of(config.compile)
+    if compile_mode:
+        # compiled kernels outlive the process: a restarted worker finds them instead of compiling
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(config.models_dir / ".cache" / "torch_compile"))
+        os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
+        os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
     if device.startswith("cuda"):
         import torch
 
@@ -48,6 +55,7 @@ def run_worker(config: Config) -> NoReturn:
         device=device,
         precision=choose_precision(device, config.precision),
         slots=config.worker_slots,
+        compile=compile_mode,
         stage_log=config.stage_log,
         calls=CallLog() if config.stage_log else None,
     )

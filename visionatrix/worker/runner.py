@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from visionatrix.client import Client
+from visionatrix.engine.compiled import OPTION as COMPILE_OPTION
 from visionatrix.engine.context import ModelStore, RunEnv
 from visionatrix.engine.executor import run_graph
 from visionatrix.errors import Cancelled, ModelMissing, VixError
@@ -33,6 +34,7 @@ def run_task(
     precision: str,
     heartbeat_every: float,
     clock: StageClock | None = None,
+    compile_mode: str | None = None,
 ) -> str:
     """Run ``task`` to the end and report it: returns 'completed' or 'failed'.
 
@@ -56,7 +58,10 @@ def run_task(
             cancel=cancel,
             device=device,
             precision=precision,
-            options={"llm": llm_settings.for_run(task.get("llm_settings"), os.environ)},
+            options={
+                "llm": llm_settings.for_run(task.get("llm_settings"), os.environ),
+                **({COMPILE_OPTION: compile_mode} if compile_mode else {}),
+            },
         )
         # beat well inside the server's lease (when it says), so a slow node never loses its claim
         every = min(heartbeat_every, float(task.get("lease_seconds") or heartbeat_every) / 3)
