@@ -4,6 +4,7 @@ its results, a slow task still reports progress, and every answer says the serve
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -43,11 +44,11 @@ def test_a_quick_task_makes_only_the_calls_it_needs(profiled: Server, tmp_path: 
         task = wait_for(created.json()["tasks_ids"][0], http)
     assert task["progress"] == 100.0 and task["status"] == "completed"
     [record] = _records(tmp_path / "stages.jsonl")
-    # after the claim (which may re-read the installed flows first): download the input, upload
-    # the results (which also finish the task), nothing else
+    # after the claim (which may re-read the installed flows first, and brings the small input
+    # inside its answer): upload the results (which also finish the task), nothing else
     paths = _paths(record)
-    assert paths[-3:] == ["POST /vapi/tasks/next", "GET /vapi/tasks/inputs", "PUT /vapi/tasks/results"]
-    assert set(paths[:-3]) <= {"GET /vapi/flows/installed"}
+    assert paths[-2:] == ["POST /vapi/tasks/next", "PUT /vapi/tasks/results"]
+    assert set(paths[:-2]) <= {"GET /vapi/flows/installed"}
     assert all(c["server_ms"] is not None and c["server_ms"] >= 0 for c in record["calls"])
     names = [s["name"] for s in record["spans"]]  # in the order they started
     assert names[:2] == ["claim", "inputs"] and names[-2:] == ["results", "cleanup"]
@@ -76,6 +77,24 @@ def test_a_slow_task_still_reports_its_progress(profiled: Server, tmp_path: Path
     reports = [p for p in _paths(record) if p == "PUT /vapi/tasks/progress"]
     assert 2 <= len(reports) <= 1.5 / 0.2 + 2  # beats, coalesced to one per 0.2 s at most
     assert _paths(record)[-1] == "PUT /vapi/tasks/results"
+
+
+def test_small_inputs_come_inside_the_claim_when_asked(idle_server: Server) -> None:
+    small, large = png_bytes(size=(8, 8)), png_bytes(size=(300, 300))
+    with Client(idle_server.url) as vix:
+        first = vix.create_task("invert_image", files={"input_image": small})[0]
+        second = vix.create_task("invert_image", files={"input_image": large})[0]
+        plain = vix.next_task(DETAILS, ["invert_image"])
+        asked = vix.next_task(DETAILS, ["invert_image"], inline_inputs=len(small))
+    assert plain is not None and plain["task_id"] == first
+    assert "content_base64" not in plain["input_files"][0]  # a worker that does not ask: as before
+    assert asked is not None and asked["task_id"] == second
+    assert "content_base64" not in asked["input_files"][0]  # larger than asked for: downloaded
+    with Client(idle_server.url) as vix:
+        third = vix.create_task("invert_image", files={"input_image": small})[0]
+        inlined = vix.next_task(DETAILS, ["invert_image"], inline_inputs=len(small))
+        assert inlined is not None and inlined["task_id"] == third
+        assert base64.b64decode(inlined["input_files"][0]["content_base64"]) == vix.task_input(third, 0)
 
 
 def test_results_carry_the_execution_time(idle_server: Server) -> None:

@@ -257,14 +257,16 @@ class AsyncClient:
         last_task_name: str = "",
         wait: float = 0.0,
         known_flows: list[str] | None = None,
+        inline_inputs: int = 0,
     ) -> dict[str, Any] | None:
         """Claim the next task this worker can run, or None; ``wait`` > 0 long-polls that many seconds.
 
         ``known_flows``: the installed flows the worker last saw; the server ends the poll at once
-        (None) when they changed, so the worker re-reads what it can run.
+        (None) when they changed, so the worker re-reads what it can run. ``inline_inputs``: input
+        files up to this many bytes come inside the answer (``input_files[i]["content_base64"]``).
         """
         response = await self._send(
-            _calls.next_task(worker_details, tasks_names, last_task_name, wait, known_flows)
+            _calls.next_task(worker_details, tasks_names, last_task_name, wait, known_flows, inline_inputs)
         )
         return None if response.status_code == 204 else _calls.json_object(response)
 

@@ -102,6 +102,7 @@ def next_task(
     last_task_name: str,
     wait: float,
     known_flows: list[str] | None = None,
+    inline_inputs: int = 0,
 ) -> Call:
     body: dict[str, Any] = {
         "worker_details": worker_details,
@@ -110,6 +111,8 @@ def next_task(
     }
     if known_flows is not None:
         body["known_flows"] = known_flows
+    if inline_inputs > 0:  # small inputs inside the answer: no download each
+        body["inline_inputs"] = inline_inputs
     if wait <= 0:
         return Call("POST", "/vapi/tasks/next", json=body, idempotent=False)
     # The server holds the request up to `wait` seconds, so the read timeout must outlast it.

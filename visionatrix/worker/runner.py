@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import mimetypes
 import os
@@ -99,7 +100,9 @@ def _fetch_inputs(client: Client, task: dict[str, Any], folder: Path) -> Path:
     folder.mkdir(parents=True)
     for index, item in enumerate(task.get("input_files") or []):
         name = Path(item["file_name"]).name
-        (folder / name).write_bytes(client.task_input(int(task["task_id"]), index))
+        inline = item.get("content_base64")  # a small file the server sent with the claim
+        content = base64.b64decode(inline) if inline else client.task_input(int(task["task_id"]), index)
+        (folder / name).write_bytes(content)
     return folder
 
 
