@@ -49,9 +49,18 @@ def _parts(length: int, workers: int | None) -> list[slice]:
     return parallel.strips(length, min(workers or parallel.threads(), max(1, length // _MIN_ROWS)))
 
 
-def _by_rows(fn: Callable[[slice], np.ndarray], height: int, workers: int | None) -> np.ndarray:
-    """``fn(rows)`` for strips of rows, joined: an element-wise computation cut into strips."""
-    return np.concatenate(parallel.run_all(fn, _parts(height, workers)))
+def _by_rows(
+    fn: Callable[[slice], np.ndarray], shape: tuple[int, ...], workers: int | None, dtype: type = np.float64
+) -> np.ndarray:
+    """``fn(rows)`` for strips of rows, written into one array: an element-wise computation cut
+    into strips (each strip copies its own rows in, so no single thread joins them)."""
+    out = np.empty(shape, dtype=dtype)
+
+    def fill(part: slice) -> None:
+        out[part] = fn(part)
+
+    parallel.run_all(fill, _parts(shape[0], workers))
+    return out
 
 
 def _fuse(
@@ -62,10 +71,10 @@ def _fuse(
     r: int,
     workers: int | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    h = image.shape[0]
+    shape = image.shape
     blurred_alpha = box_blur(alpha, r, workers)
-    fg_sum = box_blur(_by_rows(lambda s: fg[s] * alpha[s], h, workers), r, workers)
-    bg_sum = box_blur(_by_rows(lambda s: bg[s] * (1 - alpha[s]), h, workers), r, workers)
+    fg_sum = box_blur(_by_rows(lambda s: fg[s] * alpha[s], shape, workers), r, workers)
+    bg_sum = box_blur(_by_rows(lambda s: bg[s] * (1 - alpha[s]), shape, workers), r, workers)
 
     def mean_fg(s: slice) -> np.ndarray:
         return fg_sum[s] / (blurred_alpha[s] + _EPS)
@@ -73,15 +82,15 @@ def _fuse(
     def mean_bg(s: slice) -> np.ndarray:
         return bg_sum[s] / ((1 - blurred_alpha[s]) + _EPS)
 
-    blurred_fg = _by_rows(mean_fg, h, workers)
-    blurred_bg = _by_rows(mean_bg, h, workers)
+    blurred_fg = _by_rows(mean_fg, shape, workers)
+    blurred_bg = _by_rows(mean_bg, shape, workers)
 
     def fused(s: slice) -> np.ndarray:
         a = alpha[s]
         estimate = blurred_fg[s] + a * (image[s] - a * blurred_fg[s] - (1 - a) * blurred_bg[s])
         return np.clip(estimate, 0, 1)
 
-    return _by_rows(fused, h, workers), blurred_bg
+    return _by_rows(fused, shape, workers), blurred_bg
 
 
 def to_8bit(x: np.ndarray) -> np.ndarray:
@@ -94,9 +103,9 @@ def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, workers: int | None 
 
     ``workers``: at most this many threads (default: the pool's); the result does not depend on it.
     """
-    h = rgb.shape[0]
-    image = _by_rows(lambda s: to_8bit(rgb[s]) / 255.0, h, workers)
+    image = _by_rows(lambda s: to_8bit(rgb[s]) / 255.0, rgb.shape, workers)
     a = (to_8bit(alpha) / 255.0)[:, :, None]
     fg, bg = _fuse(image, image, image, a, WIDE_RADIUS, workers)
     fg, _ = _fuse(image, fg, bg, a, NARROW_RADIUS, workers)
-    return _by_rows(lambda s: (fg[s] * 255.0).astype(np.uint8).astype(np.float32) / 255.0, h, workers)
+    quantised = _by_rows(lambda s: (fg[s] * 255.0).astype(np.uint8), fg.shape, workers, np.uint8)
+    return _by_rows(lambda s: quantised[s].astype(np.float32) / 255.0, fg.shape, workers, np.float32)
