@@ -86,11 +86,17 @@ def _frames(image: Image.Image) -> list[Image.Image]:
     return frames
 
 
+def _unit(pixels: np.ndarray) -> np.ndarray:
+    """8-bit values as float32 in [0, 1]: ``x / 255`` in float32, one pass (Pillow's array-with-dtype
+    path converts element by element: ~10x slower at 1024x1024, same values)."""
+    return np.divide(pixels, np.float32(255.0), dtype=np.float32)
+
+
 def _rgb(frame: Image.Image) -> np.ndarray:
     if frame.mode in _WIDE_MODES:
         grey = np.clip(np.asarray(frame, dtype=np.float32) / 65535.0, 0.0, 1.0)
         return np.repeat(grey[..., None], 3, axis=-1)
-    return np.asarray(frame.convert("RGB"), dtype=np.float32) / 255.0
+    return _unit(np.asarray(frame.convert("RGB")))
 
 
 def _mask(frame: Image.Image) -> np.ndarray:
@@ -100,7 +106,11 @@ def _mask(frame: Image.Image) -> np.ndarray:
         alpha = frame.convert("RGBA").getchannel("A")
     else:
         return np.zeros((64, 64), dtype=np.float32)
-    return 1.0 - np.asarray(alpha, dtype=np.float32) / 255.0
+    return 1.0 - _unit(np.asarray(alpha))
+
+
+def _batch(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0][np.newaxis] if len(arrays) == 1 else np.stack(arrays)  # one frame: no copy
 
 
 @node("LoadImage")
@@ -110,8 +120,8 @@ class LoadImage:
     def run(self, ctx: NodeContext, image: str, **_: Any) -> tuple[np.ndarray, np.ndarray]:
         with open_image(resolve_input(ctx.input_dir, image)) as opened:
             frames = _frames(opened)
-            pixels = np.stack([_rgb(f) for f in frames])
-            masks = np.stack([_mask(f) for f in frames])
+            pixels = _batch([_rgb(f) for f in frames])
+            masks = _batch([_mask(f) for f in frames])
         return pixels, masks
 
 
