@@ -138,9 +138,13 @@ def server_millis(header: str | None) -> float | None:
     return None
 
 
+_WRITING = threading.Lock()  # a worker's slots write whole lines, one at a time
+
+
 def write_record(record: dict[str, Any], path: Path | None) -> None:
     spans = ", ".join(f"{s['name']} {(s['end'] - s['start']) * 1000:.1f} ms" for s in record["spans"])
     log.debug("task %s stages: %s", record["task_id"], spans, extra={"action": "task_stages"})
     if path is not None:
-        with open(path, "a", encoding="utf-8") as out:
-            out.write(json.dumps(record) + "\n")
+        line = json.dumps(record) + "\n"
+        with _WRITING, open(path, "a", encoding="utf-8") as out:
+            out.write(line)
