@@ -41,6 +41,7 @@ class Call:
     start: float  # time.time() when sent
     seconds: float  # until the answer's headers arrived
     server_ms: float | None  # the server's own time (Server-Timing), None when it did not say
+    task_id: int | None = None  # where the URL names one (inputs, results, lock)
 
 
 class CallLog:
@@ -61,19 +62,27 @@ class CallLog:
         start = request.extensions.get(_START)
         if start is None:
             return
+        named = request.url.params.get("task_id", "")
         call = Call(
             request.method,
             request.url.path,
             start,
             time.time() - start,
             server_millis(response.headers.get("server-timing")),
+            int(named) if named.isdigit() else None,
         )
         with self._lock:
             self._calls.append(call)
 
-    def between(self, start: float, end: float) -> list[Call]:
+    def between(self, start: float, end: float, task_id: int | None = None) -> list[Call]:
+        """Calls sent in [start, end]; with ``task_id``, not those naming another task (a slot
+        beside this one makes its own calls in the same time)."""
         with self._lock:
-            return [c for c in self._calls if start <= c.start <= end]
+            return [
+                c
+                for c in self._calls
+                if start <= c.start <= end and (task_id is None or c.task_id in (None, task_id))
+            ]
 
 
 @dataclass
@@ -118,7 +127,7 @@ class StageClock:
             "flow": self.flow,
             "outcome": outcome,
             "spans": [asdict(s) for s in self.spans],
-            "calls": [asdict(c) for c in calls.between(start, end)] if calls is not None else [],
+            "calls": [asdict(c) for c in calls.between(start, end, self.task_id)] if calls else [],
         }
 
 
