@@ -147,6 +147,16 @@ class Worker(Process):
         super().__init__(["run"], environment, workdir, f"worker-{name}.log")
 
 
+def create_user(server: Server, name: str, password: str, admin: bool = False) -> None:
+    """A user made with the real CLI against the server's database."""
+    env = {k: v for k, v in server.env.items() if k != "VIX_MODE"}
+    command = [sys.executable, "-m", "visionatrix", "create-user", "--name", name, "--password", password]
+    done = subprocess.run(
+        command + (["--admin"] if admin else []), env=env, cwd=server.cwd, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def wait_for(task_id: int, http: httpx.Client, timeout: float = 60, until: str = "done") -> dict[str, Any]:
     """Poll like an integration-guide client until the task is done (or failed)."""
     deadline = time.monotonic() + timeout

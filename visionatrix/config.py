@@ -102,6 +102,21 @@ class Config(BaseSettings):
         description="worker: append each task's stage timings to this file (JSON lines; profiling)",
     )
 
+    flows_url: str = Field(
+        "builtin",
+        validation_alias=_env("FLOWS_URL", "FLOWS_CATALOG_URL"),
+        description="flow catalog: ';'-separated flows.zip URLs, zip files, folders, 'builtin' (shipped)",
+    )
+    models_catalog_url: str = Field(
+        "",
+        validation_alias=_env("MODELS_CATALOG_URL"),
+        description="extra models_catalog.json URLs or files, ';'-separated, added to the shipped catalog",
+    )
+    catalog_ttl: float = Field(
+        180.0,
+        validation_alias=_env("VIX_CATALOG_TTL"),
+        description="seconds before the flow and model catalogs are looked at again",
+    )
     node_modules: str = Field(
         "",
         validation_alias=_env("VIX_NODE_MODULES"),

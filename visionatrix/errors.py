@@ -8,6 +8,7 @@ VixError
  ├── Forbidden           authenticated, but not allowed
  ├── FlowNotInstalled    a flow that exists in the catalog but is not installed
  ├── MissingNodeClasses  a flow uses node classes the engine does not implement
+ ├── FlowNotRunnable     a flow this server cannot run: each reason named (classes, samplers, models)
  ├── ModelMissing        a model file is not on disk (offline, or not installed yet)
  ├── ModelDownloadError  a model could not be fetched or failed verification
  ├── NodeError           a node failed while running a graph; names node id and class
@@ -58,6 +59,15 @@ class MissingNodeClasses(InvalidInput):
     def __init__(self, classes: list[str]) -> None:
         self.classes = sorted(set(classes))
         super().__init__("Flow uses node classes this engine does not implement: " + ", ".join(self.classes))
+
+
+class FlowNotRunnable(InvalidInput):
+    """This server cannot run the flow."""
+
+    def __init__(self, name: str, reasons: list[str]) -> None:
+        self.name = name
+        self.reasons = list(reasons)
+        super().__init__(f"flow '{name}' cannot run on this server: " + "; ".join(self.reasons))
 
 
 class ModelMissing(VixError):

@@ -8,18 +8,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import FLOWS, Server, Worker, base_env, free_port, png_bytes, wait_for
+from tests.support import FLOWS, Server, Worker, base_env, create_user, free_port, png_bytes, wait_for
 
 IMAGE = {"input_image": ("a.png", png_bytes(), "image/png")}
-
-
-def _create_user(server: Server, name: str, password: str, admin: bool = False) -> None:
-    env = {k: v for k, v in server.env.items() if k != "VIX_MODE"}
-    command = [sys.executable, "-m", "visionatrix", "create-user", "--name", name, "--password", password]
-    done = subprocess.run(
-        command + (["--admin"] if admin else []), env=env, cwd=server.cwd, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
 
 
 def test_server_mode_auth_ownership_and_admin_routes(tmp_path: Path, db_url: str) -> None:
@@ -34,8 +25,8 @@ def test_server_mode_auth_ownership_and_admin_routes(tmp_path: Path, db_url: str
             assert admin.get("/vapi/other/whoami").json()["is_admin"] is True
         server.install(FLOWS / "invert_image.json", auth=("admin", "top-secret"))
 
-        _create_user(server, "alice", "alice-pw")
-        _create_user(server, "bob", "bob-pw")
+        create_user(server, "alice", "alice-pw")
+        create_user(server, "bob", "bob-pw")
         with server.client(("alice", "alice-pw")) as alice, server.client(("bob", "bob-pw")) as bob:
             assert alice.get("/vapi/other/whoami").json() == {
                 "user_id": "alice",

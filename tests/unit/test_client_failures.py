@@ -219,8 +219,10 @@ def _task(progress: float, error: str = "") -> object:
 
 
 def _outage_then_done() -> Script:
-    # A restart as the client sees it: refused connections, a proxy's 503s, then the server again.
+    # A server without the event stream (wait() then polls) and a restart as the client sees it:
+    # refused connections, a proxy's 503s, then the server again.
     return Script(
+        answer(404, {"detail": "Not Found"}),
         _task(50.0),
         httpx.ConnectError("refused"),
         answer(503),
@@ -241,7 +243,8 @@ def test_wait_survives_an_outage_longer_than_the_retries() -> None:
         task = vix.wait(3, poll_interval=0.001, timeout=10, on_progress=lambda t: seen.append(t["progress"]))
     assert task["progress"] == 100.0
     assert seen == [50.0, 100.0]
-    assert len(script.requests) == 9
+    assert [r.url.path for r in script.requests[:2]] == ["/vapi/tasks/events", "/vapi/tasks/progress/3"]
+    assert len(script.requests) == 10
 
 
 def test_async_wait_survives_the_same_outage_and_awaits_async_callbacks() -> None:

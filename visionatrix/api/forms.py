@@ -23,6 +23,13 @@ RESERVED = {
     "child_task",
 }
 MAX_COUNT = 100
+# the integer reserved fields: (default, lowest, highest); the per-flow OpenAPI schema reads them too
+INT_FIELDS = {
+    "count": (1, 1, MAX_COUNT),
+    "priority": (0, 0, 15),
+    "group_scope": (1, 1, 255),
+    "seed": (0, 0, 2**63 - 1 - MAX_COUNT),
+}
 
 
 async def parse_task_form(form: FormData, file_params: Collection[str]) -> TaskRequest:
@@ -44,11 +51,11 @@ async def parse_task_form(form: FormData, file_params: Collection[str]) -> TaskR
 
 
 def _apply_reserved(req: TaskRequest, fields: dict[str, str]) -> None:
-    req.count = _int(fields, "count", 1, 1, MAX_COUNT)
-    req.priority = _int(fields, "priority", 0, 0, 15)
-    req.group_scope = _int(fields, "group_scope", 1, 1, 255)
+    req.count = _int(fields, "count", *INT_FIELDS["count"])
+    req.priority = _int(fields, "priority", *INT_FIELDS["priority"])
+    req.group_scope = _int(fields, "group_scope", *INT_FIELDS["group_scope"])
     if fields.get("seed", "").strip():
-        req.seed = _int(fields, "seed", 0, 0, 2**63 - 1 - MAX_COUNT)
+        req.seed = _int(fields, "seed", *INT_FIELDS["seed"])
     req.translate = _flag(fields, "translate")
     req.child_task = _flag(fields, "child_task")
     url = fields.get("webhook_url", "").strip()

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from visionatrix.config import Config
 from visionatrix.flows.catalog import FlowCatalog
 from visionatrix.storage import Storage
+from visionatrix.tasks.events import TaskEvents
 from visionatrix.tasks.queue import TaskQueue
 from visionatrix.tasks.service import TaskService
 from visionatrix.tasks.signals import Signal
@@ -25,3 +26,4 @@ class Services:
     flows: FlowCatalog
     verifier: Verifier
     finished: Signal
+    events: TaskEvents

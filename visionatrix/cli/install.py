@@ -14,8 +14,8 @@ from visionatrix.config import Config
 from visionatrix.errors import VixError
 
 
-def _graph(name: str) -> dict[str, Any]:
-    from visionatrix.flows.catalog import builtin_flows
+def _graph(name: str, config: Config) -> dict[str, Any]:
+    from visionatrix.flows.sources import CatalogSources
 
     path = Path(name)
     if path.suffix == ".json" and path.is_file():
@@ -23,7 +23,7 @@ def _graph(name: str) -> dict[str, Any]:
             return json.loads(path.read_text())  # type: ignore[no-any-return]
         except json.JSONDecodeError as exc:
             raise VixError(f"{path} is not a JSON flow file: {exc}") from None
-    flows = builtin_flows()
+    flows = asyncio.run(CatalogSources(config.flows_url).flows())
     if name not in flows:
         raise VixError(
             f"flow '{name}' is neither in the catalog ({', '.join(sorted(flows))}) nor a JSON file"
@@ -36,20 +36,28 @@ def _graph(name: str) -> dict[str, Any]:
 def install_flow(name: str) -> None:
     """Download a flow's models into MODELS_DIR (with progress) and install it in the local database.
 
-    NAME is a flow of the built-in catalog or a path to a flow JSON file.
+    NAME is a flow of the catalog (built-in or FLOWS_URL) or a path to a flow JSON file. A flow this
+    server cannot run is refused, naming each reason, before anything is downloaded.
     """
+    from visionatrix.engine import registry
+    from visionatrix.flows.runnable import require_runnable
+    from visionatrix.flows.sources import CatalogSources
+
     config = Config()
-    graph = _graph(name)
-    count = _download_models(config, graph)
+    graph = _graph(name, config)
+    catalog = asyncio.run(CatalogSources(config.flows_url, config.models_catalog_url).models())
+    registry.load_modules(config.extra_node_modules())
+    require_runnable(graph, catalog, config.models_dir)
+    count = _download_models(config, graph, catalog)
     flow = asyncio.run(_register(config, graph))
     click.echo(f"installed flow {flow['name']} ({count} model file(s) in {config.models_dir})")
 
 
-def _download_models(config: Config, graph: dict[str, Any]) -> int:
+def _download_models(config: Config, graph: dict[str, Any], catalog: Any) -> int:
     from visionatrix.models import catalog as model_catalog
     from visionatrix.models.download import ensure_models
 
-    entries = model_catalog.match_graph(graph, model_catalog.load_builtin_catalog())
+    entries = model_catalog.match_graph(graph, catalog)
     with Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()
     ) as progress:
@@ -72,6 +80,7 @@ def _download_models(config: Config, graph: dict[str, Any]) -> int:
 async def _register(config: Config, graph: dict[str, Any]) -> dict[str, Any]:
     from visionatrix.db.engine import create_engine, session_factory, upgrade_to_head
     from visionatrix.flows.catalog import FlowCatalog
+    from visionatrix.flows.sources import CatalogSources
 
     engine = create_engine(config.database_url())
     try:
@@ -81,7 +90,10 @@ async def _register(config: Config, graph: dict[str, Any]) -> dict[str, Any]:
         async def no_token() -> str:
             return ""
 
-        catalog = FlowCatalog(sessions, config.models_dir, no_token, config.extra_node_modules())
+        sources = CatalogSources(config.flows_url, config.models_catalog_url)
+        catalog = FlowCatalog(
+            sessions, config.models_dir, no_token, config.extra_node_modules(), sources=sources
+        )
         async with sessions() as session:
             return await catalog.install(session, graph)
     finally:

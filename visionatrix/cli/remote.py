@@ -84,13 +84,16 @@ def flows(client: Client) -> None:
     except ClientError as exc:  # the installed half is still worth showing
         _stderr.print(f"[yellow]could not list the flows available to install: {exc}[/yellow]")
         available = []
-    table = Table("Name", "Display name", "Version", "Installed")
+    table = Table("Name", "Display name", "Version", "Installed", "Runs here", "Why not")
     for flow, is_installed in [(f, True) for f in installed] + [(f, False) for f in available]:
+        runs = is_installed or flow.get("runnable", True)  # a server without the field runs its catalog
         table.add_row(
             str(flow.get("name", "")),
             str(flow.get("display_name", "")),
             str(flow.get("version", "")),
             "yes" if is_installed else "no",
+            "yes" if runs else "no",
+            "; ".join(flow.get("unsupported_reasons") or []),
         )
     Console().print(table)
 

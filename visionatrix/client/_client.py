@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from visionatrix.client import _calls, _outcome
+from visionatrix.client import _calls, _outcome, _sse
 from visionatrix.client._connection import PROBE_TIMEOUT, httpx_options
 from visionatrix.client._multipart import FileInput, FormValue, reserved_fields, task_parts
 from visionatrix.client._retry import Deadline, RetryPolicy
@@ -62,6 +62,7 @@ class Client:
             **httpx_options(base_url, username, password, timeout),
         )
         self._policy = RetryPolicy(retries=retries, backoff=backoff)
+        self._events = True  # False once the server showed it has no event stream: wait() polls
 
     @property
     def base_url(self) -> str:
@@ -167,13 +168,18 @@ class Client:
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
-        """Poll until the task is done and return it.
+        """Wait until the task is done and return it.
 
-        Raises :class:`TaskFailed` when the task reports an error and :class:`Timeout` after
-        ``timeout`` seconds. An unreachable server or a 5xx does not end the wait: it goes on
-        polling (a server restart is survived), still bounded by ``timeout``.
+        The task's changes are pushed over the server's event stream (``on_progress`` sees each
+        one); a server without it, or a stream that keeps breaking, is polled every
+        ``poll_interval`` seconds instead. Raises :class:`TaskFailed` when the task reports an
+        error, :class:`NotFound` when it is deleted, and :class:`Timeout` after ``timeout``
+        seconds. An unreachable server or a 5xx does not end the wait: it goes on polling (a
+        server restart is survived), still bounded by ``timeout``.
         """
         deadline = Deadline(timeout)
+        if self._events and (task := self._follow(task_id, deadline, on_progress)) is not None:
+            return task
         while True:
             task = self._poll(task_id, deadline)
             if task is not None:
@@ -184,6 +190,36 @@ class Client:
             if deadline.expired():
                 raise Timeout(task_id, timeout)
             time.sleep(deadline.clamp(poll_interval))
+
+    def _follow(
+        self, task_id: int, deadline: Deadline, on_progress: ProgressCallback | None
+    ) -> dict[str, Any] | None:
+        """The finished task, followed over the event stream; None when polling must take over."""
+        watch = _sse.TaskWatch(task_id)
+        while not deadline.expired():
+            try:
+                with self._http.stream(
+                    "GET", _sse.EVENTS, timeout=watch.timeout(deadline.remaining()), **watch.request()
+                ) as response:
+                    if watch.unsupported(response):
+                        response.read()
+                        self._events = not watch.route_missing(response)
+                        return None
+                    for line in response.iter_lines():
+                        task = watch.line(line)
+                        if task is not None:
+                            if on_progress is not None:
+                                on_progress(task)
+                            if watch.finished(task):
+                                return task
+                        if deadline.expired():
+                            return None
+            except httpx.TransportError as exc:
+                logger.info("task %s: event stream broke (%s); reconnecting", task_id, exc)
+            if not watch.dropped():
+                return None
+            time.sleep(deadline.clamp(watch.backoff()))
+        return None
 
     def _poll(self, task_id: int, deadline: Deadline) -> dict[str, Any] | None:
         try:

@@ -128,3 +128,25 @@ class Worker(Base):
     tasks_to_give: Mapped[list[Any]] = mapped_column(default=list)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
     current_task_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=None)
+
+
+class TaskEvent(Base):
+    """One change of a task, written in the same transaction as the change: live streams (SSE) read
+    them by id, so every server process sees every change, and a client resumes from an id."""
+
+    __tablename__ = "task_events"
+    __table_args__ = (
+        Index("ix_task_events_user", "user_id", "id"),
+        Index("ix_task_events_at", "at"),
+        # ids are never reused: a client resuming from an id must not skip a newer event
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    task_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(256))
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -38,3 +38,8 @@ SCHEDULER_NAMES: tuple[str, ...] = (
     "beta",
     "normal",
 )
+
+# Node inputs that carry a sampler or a scheduler name, whatever the node class (ComfyUI's
+# KSampler, KSamplerAdvanced, KSamplerSelect, BasicScheduler and the node packs all spell them so).
+SAMPLER_INPUT = "sampler_name"
+SCHEDULER_INPUT = "scheduler"

@@ -9,6 +9,10 @@ whole ``class_type``).
 Where the file goes: ``MODELS_DIR/<types[0]>/<filename>``; ``filename`` defaults to the last
 part of the URL path. An entry without ``types`` names its path relative to ``MODELS_DIR``
 (Visionatrix: relative to the ComfyUI folder). Older catalogs spell the two as one ``save_path``.
+
+What architecture an entry's file holds (``ModelEntry.kind``, see ``models.architecture``): an
+``architecture`` field of the entry (this project's extension), else ``builtin/model_architectures.json``
+by entry name, else by sha256 (so a remote catalog that renames an entry keeps it).
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path, PurePosixPath
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlparse
 
@@ -28,6 +34,7 @@ from visionatrix.errors import InvalidInput
 log = logging.getLogger(__name__)
 
 BUILTIN_CATALOG = "models_catalog.json"
+BUILTIN_KINDS = "model_architectures.json"
 
 # A regex without ``class_name`` would otherwise fire on any text that happens to mention a model
 # (a flow's homepage URL, a SaveImage prefix): such rules only look at values shaped like weight files.
@@ -66,6 +73,10 @@ class ModelEntry:
     gated: bool = False
     types: tuple[str, ...] = ()
     rules: tuple[MatchRule, ...] = ()
+    kind: str | None = None  # the architecture of the file, when the catalog knows it
+
+    def with_kind(self, kind: str | None) -> ModelEntry:
+        return replace(self, kind=kind)
 
     @property
     def relpath(self) -> str:
@@ -79,23 +90,49 @@ class ModelEntry:
         return any(rule.matches(class_type, input_name, value) for rule in self.rules)
 
 
+@lru_cache(maxsize=4096)  # asked once per catalog entry for each input of a graph
 def looks_like_model_file(value: str) -> bool:
     if "://" in value or "\n" in value:
         return False
     return PurePosixPath(value.replace("\\", "/")).suffix.lower() in MODEL_FILE_SUFFIXES
 
 
-def match_graph(graph: Mapping[str, Any], catalog: Mapping[str, ModelEntry]) -> list[ModelEntry]:
-    """The catalog entries a ComfyUI API graph needs, in order of first use, each once."""
-    found: dict[str, ModelEntry] = {}
-    for node in graph.values():
+@dataclass(frozen=True)
+class ModelUse:
+    """One node input of a graph that names a catalog entry's file."""
+
+    node_id: str
+    class_type: str
+    input_name: str
+    value: str
+    entry: ModelEntry
+
+
+def graph_uses(graph: Mapping[str, Any], catalog: Mapping[str, ModelEntry]) -> list[ModelUse]:
+    """Every (node input, catalog entry) match of a ComfyUI API graph, in graph order.
+
+    An input may match several entries (Visionatrix's IP-Adapter presets need two files), and an
+    entry may serve several inputs.
+    """
+    uses = []
+    for node_id, node in graph.items():
         if not isinstance(node, Mapping):
             continue
         class_type = str(node.get("class_type", ""))
         for input_name, value in _string_inputs(node):
-            for entry in catalog.values():
-                if entry.name not in found and entry.matches(class_type, input_name, value):
-                    found[entry.name] = entry
+            uses.extend(
+                ModelUse(str(node_id), class_type, input_name, value, entry)
+                for entry in catalog.values()
+                if entry.matches(class_type, input_name, value)
+            )
+    return uses
+
+
+def match_graph(graph: Mapping[str, Any], catalog: Mapping[str, ModelEntry]) -> list[ModelEntry]:
+    """The catalog entries a ComfyUI API graph needs, in order of first use, each once."""
+    found: dict[str, ModelEntry] = {}
+    for use in graph_uses(graph, catalog):
+        found.setdefault(use.entry.name, use.entry)
     return list(found.values())
 
 
@@ -132,6 +169,7 @@ def entry_from_dict(name: str, details: Mapping[str, Any], *, strict: bool = Fal
         gated=bool(details.get("gated", False)),
         types=tuple(str(t) for t in types),
         rules=tuple(_rules(name, details.get("regexes") or (), strict)),
+        kind=str(details["architecture"]) if details.get("architecture") else None,
     )
 
 
@@ -179,4 +217,29 @@ def builtin_catalog_path() -> Path:
 
 def load_builtin_catalog(*, strict: bool = False) -> dict[str, ModelEntry]:
     """The catalog shipped with the package (Visionatrix's, plus the entries this project adds)."""
-    return load_catalog(builtin_catalog_path(), strict=strict)
+    return with_kinds(load_catalog(builtin_catalog_path(), strict=strict))
+
+
+@cache
+def builtin_kinds() -> Mapping[str, str]:
+    """Entry name -> architecture, as ``builtin/model_architectures.json`` records them."""
+    path = resources.files("visionatrix").joinpath("builtin", BUILTIN_KINDS)
+    return MappingProxyType(dict(json.loads(path.read_text(encoding="utf-8"))["kinds"]))
+
+
+@cache
+def _builtin_kinds_by_hash() -> Mapping[str, str]:
+    shipped = load_catalog(builtin_catalog_path())
+    kinds = builtin_kinds()
+    return MappingProxyType(
+        {shipped[n].hash: k for n, k in kinds.items() if n in shipped and shipped[n].hash}
+    )
+
+
+def with_kinds(catalog: Mapping[str, ModelEntry]) -> dict[str, ModelEntry]:
+    """``catalog`` with each entry's ``kind`` filled from the built-in table where the entry has none."""
+    by_name, by_hash = builtin_kinds(), _builtin_kinds_by_hash()
+    return {
+        name: entry if entry.kind else entry.with_kind(by_name.get(name) or by_hash.get(entry.hash))
+        for name, entry in catalog.items()
+    }

@@ -23,6 +23,7 @@ from visionatrix.errors import InvalidInput, NotFound
 from visionatrix.schemas import NextTaskRequest, ProgressUpdate, UserInfo, WorkerDetails
 from visionatrix.storage import Storage
 from visionatrix.tasks import lifecycle, wire
+from visionatrix.tasks.events import TaskEvents
 from visionatrix.tasks.requests import UploadedFile
 from visionatrix.tasks.signals import Signal
 from visionatrix.tasks.webhooks import Webhooks, payload
@@ -49,6 +50,7 @@ class TaskQueue:
         storage: Storage,
         new_work: Signal,
         webhooks: Webhooks,
+        events: TaskEvents,
         *,
         lease_seconds: float,
         max_attempts: int,
@@ -57,6 +59,7 @@ class TaskQueue:
         self.storage = storage
         self.new_work = new_work
         self.webhooks = webhooks
+        self.events = events
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         # set when the server shuts down: open long polls answer "no task" so shutdown is prompt
@@ -81,6 +84,8 @@ class TaskQueue:
                     session, worker_id, user.user_id, request.worker_details, request.tasks_names
                 )
                 task = await self._claim_once(session, user, worker_id, names, request.last_task_name)
+                if task is not None:
+                    self.events.record(session, task, "claimed")
                 await db_workers.set_current(session, worker_id, task.id if task else None)
                 await session.commit()
             if task is not None:
@@ -152,6 +157,7 @@ class TaskQueue:
         else:
             task.progress = lifecycle.running_progress(update.progress)
             task.leased_until = lifecycle.lease_expiry(now, self.lease_seconds)
+        self.events.record(session, task, "failed" if update.error else "progress")
         await session.commit()
         message = payload(task.id, task.progress, task.execution_time, task.error)
         if update.error:
@@ -187,6 +193,7 @@ class TaskQueue:
         task.finished_at = now
         task.updated_at = now
         task.leased_until = None
+        self.events.record(session, task, "completed")
         await session.commit()
         log.info(
             "task completed", extra={"action": "task_completed", "task_id": task.id, "worker": task.worker_id}
@@ -206,6 +213,7 @@ class TaskQueue:
         task.leased_until = None
         task.attempts = max(0, task.attempts - 1)
         task.updated_at = utcnow()
+        self.events.record(session, task, "released")
         await session.commit()
         self.new_work.fire()
 
@@ -231,6 +239,8 @@ class TaskQueue:
             else:
                 error = lifecycle.expired_error(task.attempts)
                 done = await db_tasks.fail_if_still_expired(session, task.id, now, error)
+            if done:
+                self.events.record(session, task, after.value)
             await session.commit()
         if done:
             log.warning(

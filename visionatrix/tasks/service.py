@@ -22,6 +22,7 @@ from visionatrix.flows.model import Flow
 from visionatrix.schemas import UserInfo
 from visionatrix.storage import Storage
 from visionatrix.tasks import translation, wire
+from visionatrix.tasks.events import TaskEvents
 from visionatrix.tasks.lifecycle import Status, transition
 from visionatrix.tasks.requests import FileRef, TaskRequest, UploadedFile
 from visionatrix.tasks.signals import Signal
@@ -32,9 +33,10 @@ MAX_SEED = 2**53 - 1
 
 
 class TaskService:
-    def __init__(self, storage: Storage, new_work: Signal) -> None:
+    def __init__(self, storage: Storage, new_work: Signal, events: TaskEvents) -> None:
         self.storage = storage
         self.new_work = new_work
+        self.events = events
 
     # ---- create -------------------------------------------------------------------------------
     async def create(
@@ -81,6 +83,7 @@ class TaskService:
                 names,
                 seed if flow.is_seed_supported else None,
             )
+            self.events.record(session, task, "created")
             ids.append(task.id)
         await session.commit()
         self.new_work.fire()
@@ -210,6 +213,7 @@ class TaskService:
         task = await self.owned(session, user, task_id)
         transition(Status(task.status), "force_restart" if force else "restart")
         _reset(task)
+        self.events.record(session, task, "restarted")
         self.storage.delete_outputs(task.id)
         await session.commit()
         self.new_work.fire()
@@ -220,6 +224,7 @@ class TaskService:
             raise Conflict(f"task {task_id} is {task.status}; priority can change only while it is queued")
         task.priority = priority
         task.updated_at = utcnow()
+        self.events.record(session, task, "priority")
         await session.commit()
 
     async def delete(self, session: AsyncSession, user: UserInfo, task_id: int) -> None:
@@ -248,6 +253,7 @@ class TaskService:
             every += frontier
             children = await db_tasks.children_ids(session, frontier)
             frontier = [c for kids in children.values() for c in kids if c not in every]
+        await self.events.record_deleted(session, every)
         await db_tasks.delete_ids(session, every)
         await session.commit()
         for task_id in every:

@@ -1,14 +1,15 @@
 """A real HTTP file server on a free local port, for download tests.
 
 It serves in-memory files with ``Range`` support, answers ``HEAD`` with the headers the Hugging
-Face Hub sends (``X-Repo-Commit``, ``ETag``), logs every request, and can misbehave on purpose:
-ignore ``Range`` or cut the connection after a number of bytes.
+Face Hub sends (``X-Repo-Commit``, ``ETag``), ``304`` to a matching ``If-None-Match``, logs every
+request, and can misbehave on purpose: ignore ``Range`` or cut the connection after a number of bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 
@@ -16,6 +17,7 @@ from visionatrix.testing.loopback import Loopback
 
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
 REPO_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+_SLOW_CHUNK = 256 * 1024
 
 
 @dataclass
@@ -24,6 +26,7 @@ class ServedFile:
     ignore_range: bool = False
     cut_after: int | None = None  # bytes of body sent before the connection drops; None: all
     status: int = 200  # anything else: answer with this error status
+    chunk_delay: float = 0.0  # seconds to pause after each 256 KiB of body: a slow link, for progress bars
 
 
 @dataclass
@@ -31,6 +34,7 @@ class Request:
     method: str
     path: str
     range: str | None
+    if_none_match: str | None = None
 
 
 @dataclass
@@ -60,6 +64,10 @@ class FileServer:
         self._loopback.stop()
 
 
+def _etag(served: ServedFile) -> str:
+    return f'"{hashlib.sha256(served.data).hexdigest()}"'
+
+
 def _handler_for(server: FileServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -75,10 +83,15 @@ def _handler_for(server: FileServer) -> type[BaseHTTPRequestHandler]:
 
         def _answer(self, body: bool) -> None:
             path = self.path.split("?", 1)[0]
-            server.requests.append(Request(self.command, path, self.headers.get("Range")))
+            server.requests.append(
+                Request(self.command, path, self.headers.get("Range"), self.headers.get("If-None-Match"))
+            )
             served = server.files.get(path)
             if served is None or served.status != 200:
                 self._empty(404 if served is None else served.status)
+                return
+            if self.headers.get("If-None-Match") == _etag(served):
+                self._empty(304)
                 return
             start, end = self._range(served)
             if start is None:
@@ -110,7 +123,7 @@ def _handler_for(server: FileServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(end - start))
             self.send_header("Content-Type", "application/octet-stream")
             self.send_header("Accept-Ranges", "bytes")
-            self.send_header("ETag", f'"{hashlib.sha256(served.data).hexdigest()}"')
+            self.send_header("ETag", _etag(served))
             self.send_header("X-Repo-Commit", REPO_COMMIT)
             self.end_headers()
 
@@ -122,7 +135,13 @@ def _handler_for(server: FileServer) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
-            self.wfile.write(chunk)
+            if not served.chunk_delay:
+                self.wfile.write(chunk)
+                return
+            for offset in range(0, len(chunk), _SLOW_CHUNK):
+                self.wfile.write(chunk[offset : offset + _SLOW_CHUNK])
+                self.wfile.flush()
+                time.sleep(served.chunk_delay)
 
         def _empty(self, status: int) -> None:
             self.send_response(status)

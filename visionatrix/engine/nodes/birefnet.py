@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from visionatrix.engine.context import NodeContext
+from visionatrix.engine.model_inputs import ModelInput
 from visionatrix.engine.registry import node
 from visionatrix.errors import InvalidInput
 
@@ -37,6 +38,8 @@ SIZE_OPTION = "birefnet_size"
 
 @node("LoadRembgByBiRefNetModel")
 class LoadRembgByBiRefNetModel:
+    model_inputs = {"model": ModelInput(MODEL_FOLDER, {"birefnet"})}
+
     def run(
         self,
         ctx: NodeContext,

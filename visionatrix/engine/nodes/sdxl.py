@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from visionatrix.engine.context import NodeContext
+from visionatrix.engine.model_inputs import ModelInput
 from visionatrix.engine.registry import node
 from visionatrix.errors import InvalidInput
 
@@ -66,6 +67,9 @@ class SdxlVae:
 
 @node("CheckpointLoaderSimple")
 class CheckpointLoaderSimple:
+    # the loader reads the model sampling from the file's marker tensors (sdxl_loader.detect_sampling)
+    model_inputs = {"ckpt_name": ModelInput(CHECKPOINT_FOLDER, {"sdxl", "sdxl-vpred", "playground-v2.5"})}
+
     def run(self, ctx: NodeContext, ckpt_name: str) -> tuple[DiffusionModel, SdxlClip, SdxlVae]:
         import torch
 

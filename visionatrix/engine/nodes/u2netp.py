@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from visionatrix.engine.context import NodeContext
+from visionatrix.engine.model_inputs import ModelInput
 from visionatrix.engine.registry import node
 from visionatrix.errors import InvalidInput
 
@@ -40,6 +41,8 @@ class U2NetModel:
 
 @node("LoadU2NetModel")
 class LoadU2NetModel:
+    model_inputs = {"model": ModelInput(MODEL_FOLDER, {"u2net"})}
+
     def run(self, ctx: NodeContext, model: str = "u2netp.onnx", **_: Any) -> tuple[U2NetModel]:
         path = ctx.models.path(MODEL_FOLDER, model)
         providers = _providers(ctx.device)
