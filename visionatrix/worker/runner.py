@@ -59,10 +59,7 @@ def run_task(
             cancel=cancel,
             device=device,
             precision=precision,
-            options={
-                "llm": llm_settings.for_run(task.get("llm_settings"), os.environ),
-                **({COMPILE_OPTION: compile_mode} if compile_mode else {}),
-            },
+            options=_options(task, compile_mode),
         )
         # beat well inside the server's lease (when it says), so a slow node never loses its claim
         every = min(heartbeat_every, float(task.get("lease_seconds") or heartbeat_every) / 3)
@@ -88,6 +85,13 @@ def run_task(
         with clock.span("cleanup"):
             shutil.rmtree(root, ignore_errors=True)
     return "completed"
+
+
+def _options(task: dict[str, Any], compile_mode: str | None) -> dict[str, Any]:
+    options: dict[str, Any] = {"llm": llm_settings.for_run(task.get("llm_settings"), os.environ)}
+    if compile_mode:
+        options[COMPILE_OPTION] = compile_mode
+    return options
 
 
 def _fail(client: Client, task_id: int, message: str, elapsed: float, details: dict[str, Any]) -> str:
