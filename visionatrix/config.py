@@ -119,6 +119,23 @@ class Config(BaseSettings):
         validation_alias=_env("VIX_LOGIN_MAX_FAILURES"),
         description="failed logins per client and user name a minute before 429",
     )
+    worker_slots: int = Field(
+        1,
+        ge=1,
+        le=8,
+        validation_alias=_env("VIX_WORKER_SLOTS"),
+        description="worker: tasks run at once; 2 on a large GPU overlaps CPU and GPU work (more memory)",
+    )
+    compile: str = Field(
+        "",
+        validation_alias=_env("VIX_COMPILE"),
+        description="worker: torch.compile UNet and BiRefNet: on, reduce-overhead or max-autotune (opt-in)",
+    )
+    stage_log: Path | None = Field(
+        None,
+        validation_alias=_env("VIX_STAGE_LOG"),
+        description="worker: append each task's stage timings to this file (JSON lines; profiling)",
+    )
 
     flows_url: str = Field(
         "builtin",
@@ -184,6 +201,8 @@ def describe_environment() -> list[tuple[str, str, str]]:
         alias = field.validation_alias
         env = alias.choices[0] if isinstance(alias, AliasChoices) else name.upper()
         default = field.default
-        shown = "" if isinstance(default, SecretStr) else getattr(default, "value", default)
+        shown = (
+            "" if isinstance(default, SecretStr) or default is None else getattr(default, "value", default)
+        )
         rows.append((str(env), str(shown), field.description or ""))
     return rows

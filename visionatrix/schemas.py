@@ -44,6 +44,9 @@ class NextTaskRequest(BaseModel):
     last_task_name: str = ""
     # extension: the installed flows the worker last saw; a differing set ends a long poll at once
     known_flows: list[str] | None = None
+    # extension: input files up to this many bytes come inside the answer (``content_base64``),
+    # saving the worker a download each
+    inline_inputs: int = Field(0, ge=0, le=4 * 1024 * 1024)
 
 
 class ProgressUpdate(BaseModel):

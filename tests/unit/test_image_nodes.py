@@ -289,3 +289,16 @@ def test_batch_appends_and_resizes_the_second_image(ctx: NodeContext) -> None:
     np.testing.assert_allclose(out[1:], 0.75, atol=1e-5)
     with pytest.raises(InvalidInput, match="image1 has 3 channels but image2 has 4"):
         run("ImageBatch", ctx, image1=first, image2=np.zeros((1, 4, 4, 4), dtype=np.float32))
+
+
+def test_loaded_values_are_exactly_the_8bit_values_over_255(ctx: NodeContext) -> None:
+    """The fast conversion gives the same float32 values Pillow's array-with-dtype path gives."""
+    pixels = np.random.default_rng(7).integers(0, 256, (33, 47, 4), dtype=np.uint8)
+    Image.fromarray(pixels, "RGBA").save(ctx.input_dir / "r.png")
+    image, mask = run("LoadImage", ctx, image="r.png")
+    with Image.open(ctx.input_dir / "r.png") as opened:
+        expected_rgb = np.asarray(opened.convert("RGB"), dtype=np.float32) / 255.0
+        expected_mask = 1.0 - np.asarray(opened.getchannel("A"), dtype=np.float32) / 255.0
+    assert image.dtype == np.float32 and mask.dtype == np.float32
+    np.testing.assert_array_equal(image[0], expected_rgb)
+    np.testing.assert_array_equal(mask[0], expected_mask)

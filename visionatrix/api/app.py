@@ -15,6 +15,7 @@ from visionatrix.api.middleware import AllowedMethods, SameOrigin, SecurityHeade
 from visionatrix.api.routes import docs, flows, other, task_events, tasks, ui, worker_api, workers
 from visionatrix.api.routes import settings as settings_routes
 from visionatrix.api.services import Services
+from visionatrix.api.timing import ServerTiming
 from visionatrix.api.uploads import BodyLimit
 from visionatrix.config import Config, Mode
 from visionatrix.db.engine import create_engine, session_factory, upgrade_to_head
@@ -46,6 +47,7 @@ def create_app(config: Config) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
+    app.add_middleware(ServerTiming)
     for module in (tasks, task_events, worker_api, flows, settings_routes, workers, other, docs, ui):
         app.include_router(module.router)
     _guard(app, config)

@@ -49,9 +49,12 @@ class AsyncClient:
         retries: int = 4,
         backoff: float = 0.5,
         transport: httpx.AsyncBaseTransport | None = None,
+        event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(
-            transport=transport, **httpx_options(base_url, username, password, timeout)
+            transport=transport,
+            event_hooks=event_hooks,
+            **httpx_options(base_url, username, password, timeout),
         )
         self._policy = RetryPolicy(retries=retries, backoff=backoff)
         self._events = True  # False once the server showed it has no event stream: wait() polls
@@ -285,14 +288,16 @@ class AsyncClient:
         last_task_name: str = "",
         wait: float = 0.0,
         known_flows: list[str] | None = None,
+        inline_inputs: int = 0,
     ) -> dict[str, Any] | None:
         """Claim the next task this worker can run, or None; ``wait`` > 0 long-polls that many seconds.
 
         ``known_flows``: the installed flows the worker last saw; the server ends the poll at once
-        (None) when they changed, so the worker re-reads what it can run.
+        (None) when they changed, so the worker re-reads what it can run. ``inline_inputs``: input
+        files up to this many bytes come inside the answer (``input_files[i]["content_base64"]``).
         """
         response = await self._send(
-            _calls.next_task(worker_details, tasks_names, last_task_name, wait, known_flows)
+            _calls.next_task(worker_details, tasks_names, last_task_name, wait, known_flows, inline_inputs)
         )
         return None if response.status_code == 204 else _calls.json_object(response)
 
@@ -312,9 +317,13 @@ class AsyncClient:
         task_id: int,
         files: list[tuple[str, bytes, str]],
         worker_details: dict[str, Any] | None = None,
+        execution_time: float | None = None,
     ) -> None:
-        """Store the task's output files: ``(<task_id>_<node_id>_<n>.<ext>, content, content_type)``."""
-        await self._send(_calls.upload_results(task_id, files, worker_details))
+        """Store the task's output files: ``(<task_id>_<node_id>_<n>.<ext>, content, content_type)``.
+
+        ``execution_time`` (seconds) is recorded with them, so no progress report need precede this.
+        """
+        await self._send(_calls.upload_results(task_id, files, worker_details, execution_time))
 
     async def release_lock(self, task_id: int, worker_details: dict[str, Any] | None = None) -> None:
         """Give the claimed task back to the queue (another worker may take it)."""

@@ -102,6 +102,7 @@ def next_task(
     last_task_name: str,
     wait: float,
     known_flows: list[str] | None = None,
+    inline_inputs: int = 0,
 ) -> Call:
     body: dict[str, Any] = {
         "worker_details": worker_details,
@@ -110,6 +111,8 @@ def next_task(
     }
     if known_flows is not None:
         body["known_flows"] = known_flows
+    if inline_inputs > 0:  # small inputs inside the answer: no download each
+        body["inline_inputs"] = inline_inputs
     if wait <= 0:
         return Call("POST", "/vapi/tasks/next", json=body, idempotent=False)
     # The server holds the request up to `wait` seconds, so the read timeout must outlast it.
@@ -132,11 +135,16 @@ def report_progress(
 
 
 def upload_results(
-    task_id: int, files: list[tuple[str, bytes, str]], worker_details: dict[str, Any] | None = None
+    task_id: int,
+    files: list[tuple[str, bytes, str]],
+    worker_details: dict[str, Any] | None = None,
+    execution_time: float | None = None,
 ) -> Call:
     parts: list[Part] = [("files", (name, content, kind)) for name, content, kind in files]
     if worker_details is not None:  # names the worker, so a claim lost to another is refused
         parts.append(("worker_details", (None, json.dumps(worker_details), None)))
+    if execution_time is not None:  # the run's time, so no progress report is needed before this
+        parts.append(("execution_time", (None, f"{execution_time:.6f}", None)))
     return Call("PUT", "/vapi/tasks/results", params={"task_id": str(task_id)}, parts=parts)
 
 

@@ -35,6 +35,13 @@ async def get(session: AsyncSession, task_id: int) -> Task | None:
     return await session.get(Task, task_id)
 
 
+async def get_many(session: AsyncSession, ids: Sequence[int]) -> list[Task]:
+    if not ids:
+        return []
+    rows = await session.scalars(select(Task).where(Task.id.in_(ids)).order_by(Task.id))
+    return list(rows)
+
+
 async def children_ids(session: AsyncSession, parent_ids: Sequence[int]) -> dict[int, list[int]]:
     result: dict[int, list[int]] = {pid: [] for pid in parent_ids}
     if not parent_ids:

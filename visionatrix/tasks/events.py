@@ -167,7 +167,7 @@ class TaskEvents:
         if where.task_id is not None:
             tasks = [t for t in [await db_tasks.get(session, where.task_id)] if t is not None]
         else:
-            tasks = await db_tasks.list_for_user(
+            tasks, _total = await db_tasks.list_for_user(
                 session, where.user_id, name=where.name, statuses=db_tasks.UNFINISHED
             )
         owned = [t for t in tasks if t.user_id == where.user_id]

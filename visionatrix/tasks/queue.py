@@ -8,6 +8,7 @@ the process: ``new_work`` wakes long-polling workers, ``finished`` wakes waiting
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from typing import Any
@@ -92,11 +93,25 @@ class TaskQueue:
                 log.info(
                     "task claimed", extra={"action": "task_claimed", "task_id": task.id, "worker": worker_id}
                 )
-                return wire.for_worker(task, self.lease_seconds)
+                return self._inline_inputs(wire.for_worker(task, self.lease_seconds), request.inline_inputs)
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self.stopping:
                 return None
             await self.new_work.wait(min(remaining, _RECHECK_SECONDS))
+
+    def _inline_inputs(self, claimed: dict[str, Any], limit: int) -> dict[str, Any]:
+        """The claim with its small input files' content inside (what the worker asked for)."""
+        if limit <= 0:
+            return claimed
+        files = [dict(item) for item in claimed.get("input_files") or []]
+        for item in files:
+            if 0 < int(item.get("file_size") or 0) <= limit:
+                try:
+                    content = self.storage.input_path(str(item["file_name"])).read_bytes()
+                except FileNotFoundError:
+                    continue  # deleted meanwhile: the worker's own download will learn it (404)
+                item["content_base64"] = base64.b64encode(content).decode("ascii")
+        return {**claimed, "input_files": files}
 
     async def _flows_changed(self, session: AsyncSession, known: list[str]) -> bool:
         return {row.name for row in await db_flows.all_installed(session)} != set(known)
@@ -155,10 +170,13 @@ class TaskQueue:
         details: WorkerDetails | None,
         task_id: int,
         files: list[UploadedFile],
+        execution_time: float | None = None,
     ) -> None:
         task = await self._held(session, user, details, task_id)
         outputs = await store_results(self.storage, task, files)
-        task = await transitions.completed(session, task, outputs=outputs, now=utcnow())
+        task = await transitions.completed(
+            session, task, outputs=outputs, now=utcnow(), execution_time=execution_time
+        )
         self.events.record(session, task, "completed")
         await session.commit()
         log.info(

@@ -92,8 +92,15 @@ async def extended(
 
 
 async def completed(
-    session: AsyncSession, task: Task, *, outputs: list[dict[str, Any]], now: datetime
+    session: AsyncSession,
+    task: Task,
+    *,
+    outputs: list[dict[str, Any]],
+    now: datetime,
+    execution_time: float | None = None,
 ) -> Task:
+    """``execution_time``: the run's time when the worker sent it with the results (else as last reported)."""
+    timing = {} if execution_time is None else {"execution_time": execution_time}
     return await _running(
         session,
         task,
@@ -106,6 +113,7 @@ async def completed(
             "leased_until": None,
             "finished_at": now,
             "updated_at": now,
+            **timing,
         },
     )
 

@@ -14,6 +14,7 @@ import functools
 import logging
 import random
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,14 @@ from visionatrix.worker.flows import FLOWS_TTL, RunnableFlows
 from visionatrix.worker.identity import worker_details
 from visionatrix.worker.runner import run_task
 from visionatrix.worker.shutdown import Shutdown
+from visionatrix.worker.stages import CallLog, StageClock, write_record
 
 log = logging.getLogger(__name__)
 
 LONG_POLL_SECONDS = 25.0
+# inputs this small come inside the claim's answer: a round trip saved, where the transfer is not
+# what costs (a 1.5 MB PNG takes as long as JSON-and-base64 as in its own download)
+INLINE_INPUTS = 256 * 1024
 
 
 class Outcome(enum.StrEnum):
@@ -47,6 +52,10 @@ class WorkerOptions:
     precision: str = "auto"
     heartbeat_every: float = 2.0
     max_tasks: int | None = None  # stop after this many tasks (tests, one-shot workers)
+    slots: int = 1  # tasks run at once (see serve)
+    compile: str | None = None  # a torch.compile mode for the heavy networks (engine/compiled.py)
+    stage_log: Path | None = None  # append each task's stage timings here (JSON lines)
+    calls: CallLog | None = None  # the client's calls, when its event hooks record them
 
 
 class Backoff:
@@ -65,14 +74,72 @@ class Backoff:
         self.failures = 0
 
 
+class TaskBudget:
+    """How many more tasks the worker may take (``max_tasks``), shared by its slots: a slot
+    reserves one before it polls and returns it when the poll brings none."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.taken = 0
+        self._lock = threading.Lock()
+
+    def reserve(self) -> bool:
+        with self._lock:
+            if self.limit is not None and self.taken >= self.limit:
+                return False
+            self.taken += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self.taken -= 1
+
+
 def serve(client: Client, models: ModelStore, options: WorkerOptions, shutdown: Shutdown) -> int:
-    """Run until ``shutdown`` is requested (or ``max_tasks`` are done). Returns the number of tasks run."""
-    flows = RunnableFlows(client, options.models_dir)
+    """Run until ``shutdown`` is requested (or ``max_tasks`` are done). Returns the number of tasks run.
+
+    With ``slots`` > 1 that many loops run side by side, each with a task of its own: while one
+    task waits on the GPU, another decodes, encodes and uploads on the CPU.
+    """
     details = worker_details(options.worker_id, options.device)
+    budget = TaskBudget(options.max_tasks)
+    log.info("worker started", extra={"action": "worker_started", "worker": options.worker_id})
+    if options.slots <= 1:
+        return _slot(client, models, options, shutdown, details, budget)
+    done = [0] * options.slots
+    failures: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            done[index] = _slot(client, models, options, shutdown, details, budget)
+        except BaseException as exc:  # the first failure (refused credentials) ends every slot
+            failures.append(exc)
+            shutdown.request(f"slot {index} ended: {exc}")
+
+    slots = [threading.Thread(target=run, args=(i,), name=f"slot-{i}") for i in range(options.slots)]
+    for thread in slots:
+        thread.start()
+    for thread in slots:
+        thread.join()
+    if failures:
+        raise failures[0]
+    return sum(done)
+
+
+def _slot(
+    client: Client,
+    models: ModelStore,
+    options: WorkerOptions,
+    shutdown: Shutdown,
+    details: dict[str, Any],
+    budget: TaskBudget,
+) -> int:
+    flows = RunnableFlows(client, options.models_dir)
     polls, tasks = Backoff(), Backoff()
     last_name, done = "", 0
-    log.info("worker started", extra={"action": "worker_started", "worker": options.worker_id})
-    while not shutdown.requested.is_set() and (options.max_tasks is None or done < options.max_tasks):
+    while not shutdown.requested.is_set() and budget.reserve():
+        asked = time.time()
+        task: dict[str, Any] | None = None
         try:
             task = _next_task(client, flows, details, last_name)
             polls.reset()
@@ -81,11 +148,17 @@ def serve(client: Client, models: ModelStore, options: WorkerOptions, shutdown: 
             log.warning("server unavailable (%s); retrying in %.1f s", exc, delay)
             shutdown.requested.wait(delay)
             continue
+        finally:
+            if task is None:
+                budget.release()
         if task is None:
             flows.invalidate()  # the poll ended empty: maybe the installed flows changed; re-read them
             continue
-        outcome = attempt(client, task, models, options, details, flows, shutdown)
+        clock = StageClock(int(task["task_id"]), str(task.get("name", "")))
+        clock.add("claim", asked, time.time())
+        outcome = attempt(client, task, models, options, details, flows, shutdown, clock)
         _log_outcome(task, outcome)
+        write_record(clock.record(outcome.value, options.calls), options.stage_log)
         if outcome is Outcome.RELEASED:
             shutdown.requested.wait(tasks.next_delay())  # whatever went wrong, don't take it straight back
         elif outcome is not Outcome.CANCELLED:
@@ -102,7 +175,9 @@ def _next_task(
     wait = FLOWS_TTL if flows.waiting_for_files else LONG_POLL_SECONDS
     try:
         names = flows.names()
-        return client.next_task(details, names, last_name, wait=wait, known_flows=flows.known)
+        return client.next_task(
+            details, names, last_name, wait=wait, known_flows=flows.known, inline_inputs=INLINE_INPUTS
+        )
     except (Unauthorized, Forbidden) as exc:
         raise errors.Unauthorized(_refusal(client, exc)) from None
 
@@ -122,6 +197,7 @@ def attempt(
     details: dict[str, Any],
     flows: RunnableFlows,
     shutdown: Shutdown,
+    clock: StageClock | None = None,
 ) -> Outcome:
     """Run one claimed task, whatever happens to it; never raises for the task's sake."""
     task_id = int(task["task_id"])
@@ -138,6 +214,8 @@ def attempt(
                 device=options.device,
                 precision=options.precision,
                 heartbeat_every=options.heartbeat_every,
+                clock=clock,
+                compile_mode=options.compile,
             )
         return Outcome(result)
     except Cancelled:

@@ -2,79 +2,27 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import mimetypes
 import os
+import shutil
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
-from visionatrix.client import Client, ClientError, NotFound
+from visionatrix.client import Client
+from visionatrix.engine.compiled import OPTION as COMPILE_OPTION
 from visionatrix.engine.context import ModelStore, RunEnv
 from visionatrix.engine.executor import run_graph
 from visionatrix.engine.nodes.remote_vae import endpoints_from as remote_vae_endpoints
 from visionatrix.errors import Cancelled, ModelMissing, VixError
 from visionatrix.llm import settings as llm_settings
+from visionatrix.worker.heartbeat import Heartbeat
+from visionatrix.worker.stages import StageClock
 
 log = logging.getLogger(__name__)
-
-
-class Heartbeat:
-    """Reports progress from a side thread: the graph never waits on the network, and the lease
-    is extended even while one long node (a VAE decode) reports nothing new."""
-
-    def __init__(
-        self, client: Client, task_id: int, details: dict[str, Any], cancel: threading.Event, every: float
-    ):
-        self.client = client
-        self.task_id = task_id
-        self.details = details
-        self.cancel = cancel
-        self.every = every
-        self.started = time.monotonic()
-        self.fraction = 0.0
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{task_id}", daemon=True)
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=30)
-
-    def update(self, fraction: float) -> None:
-        self.fraction = fraction
-        self._wake.set()
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    def _loop(self) -> None:
-        sent = -1.0
-        while not self._stop.is_set():
-            self._wake.wait(self.every)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            percent = round(min(99.0, max(0.1, self.fraction * 100)), 1)
-            try:
-                self.client.report_progress(self.task_id, percent, self.elapsed, "", self.details)
-                sent = percent
-            except NotFound:
-                log.info("task gone; cancelling", extra={"action": "task_cancelled", "task_id": self.task_id})
-                self.cancel.set()
-                return
-            except ClientError as exc:
-                # a network blip: the lease outlives a few missed beats
-                log.warning("progress report failed: %s", exc, extra={"task_id": self.task_id, "sent": sent})
-            time.sleep(0.2)  # coalesce bursts of per-step updates
 
 
 def run_task(
@@ -87,6 +35,8 @@ def run_task(
     device: str,
     precision: str,
     heartbeat_every: float,
+    clock: StageClock | None = None,
+    compile_mode: str | None = None,
 ) -> str:
     """Run ``task`` to the end and report it: returns 'completed' or 'failed'.
 
@@ -96,27 +46,29 @@ def run_task(
     (the task is gone from the server), another ``ClientError`` (the server is failing).
     """
     task_id = int(task["task_id"])
-    with tempfile.TemporaryDirectory(prefix=f"vix-task-{task_id}-") as tmp:
-        root = Path(tmp)
+    clock = clock or StageClock(task_id)
+    root = Path(tempfile.mkdtemp(prefix=f"vix-task-{task_id}-"))
+    try:
+        with clock.span("inputs"):
+            input_dir = _fetch_inputs(client, task, root / "input")
         env = RunEnv(
             models=models,
-            input_dir=_fetch_inputs(client, task, root / "input"),
+            input_dir=input_dir,
             output_dir=_mkdir(root / "output"),
             tmp_dir=_mkdir(root / "tmp"),
+            on_progress=clock.node_progress,
             cancel=cancel,
             device=device,
             precision=precision,
-            options={
-                "llm": llm_settings.for_run(task.get("llm_settings"), os.environ),
-                "remote_vae": remote_vae_endpoints(dict(os.environ)),
-            },
+            options=_options(task, compile_mode),
         )
         # beat well inside the server's lease (when it says), so a slow node never loses its claim
         every = min(heartbeat_every, float(task.get("lease_seconds") or heartbeat_every) / 3)
         with Heartbeat(client, task_id, details, cancel, every) as beat:
             env.on_overall = beat.update
             try:
-                outputs = run_graph(task["flow_comfy"], env)
+                with clock.span("graph"):
+                    outputs = run_graph(task["flow_comfy"], env)
             except (Cancelled, ModelMissing):
                 raise
             except VixError as exc:
@@ -126,9 +78,24 @@ def run_task(
                 return _fail(client, task_id, f"{type(exc).__name__}: {exc}", beat.elapsed, details)
             if cancel.is_set():
                 raise Cancelled()
-        client.report_progress(task_id, 99.0, beat.elapsed, "", details)
-        client.upload_results(task_id, _result_files(task_id, outputs), details)
+        # the upload is the last progress report too: it stores the results and the run's time
+        with clock.span("results"):
+            files = _result_files(task_id, outputs)
+            client.upload_results(task_id, files, details, execution_time=beat.elapsed)
+    finally:
+        with clock.span("cleanup"):
+            shutil.rmtree(root, ignore_errors=True)
     return "completed"
+
+
+def _options(task: dict[str, Any], compile_mode: str | None) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "llm": llm_settings.for_run(task.get("llm_settings"), os.environ),
+        "remote_vae": remote_vae_endpoints(dict(os.environ)),
+    }
+    if compile_mode:
+        options[COMPILE_OPTION] = compile_mode
+    return options
 
 
 def _fail(client: Client, task_id: int, message: str, elapsed: float, details: dict[str, Any]) -> str:
@@ -141,7 +108,9 @@ def _fetch_inputs(client: Client, task: dict[str, Any], folder: Path) -> Path:
     folder.mkdir(parents=True)
     for index, item in enumerate(task.get("input_files") or []):
         name = Path(item["file_name"]).name
-        (folder / name).write_bytes(client.task_input(int(task["task_id"]), index))
+        inline = item.get("content_base64")  # a small file the server sent with the claim
+        content = base64.b64decode(inline) if inline else client.task_input(int(task["task_id"]), index)
+        (folder / name).write_bytes(content)
     return folder
 
 

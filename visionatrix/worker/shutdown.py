@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -38,14 +39,15 @@ class _Running:
 
 
 class Shutdown:
-    """Whether the worker is stopping; cancels and, past the grace period, gives back its task."""
+    """Whether the worker is stopping; cancels and, past the grace period, gives back its tasks
+    (one per slot: a worker may run several at once)."""
 
     def __init__(self, grace: float = STOP_GRACE_SECONDS, idle_grace: float = IDLE_GRACE_SECONDS) -> None:
         self.requested = threading.Event()
         self.grace = grace
         self.idle_grace = idle_grace
         self._lock = threading.Lock()
-        self._running: _Running | None = None
+        self._running: list[_Running] = []
         self._done = threading.Event()
 
     def request(self, reason: str) -> None:
@@ -54,20 +56,19 @@ class Shutdown:
             if self.requested.is_set():
                 return
             self.requested.set()
-            running = self._running
-            if running is not None:
-                running.cancel.set()
+            running = list(self._running)
+            for task in running:
+                task.cancel.set()
         log.warning("worker stopping: %s", reason, extra={"action": "worker_stopping"})
-        wait = self.grace if running is not None else self.idle_grace
+        wait = self.grace if running else self.idle_grace
         threading.Thread(target=self._enforce, args=(wait,), daemon=True, name="shutdown-grace").start()
 
     def force(self, reason: str) -> None:
         """Stop now: give the running task back (briefly) and exit the process."""
         with self._lock:
-            running = self._running
+            running = list(self._running)
         log.warning("worker exiting at once: %s", reason, extra={"action": "worker_forced_exit"})
-        if running is not None:
-            _bounded(running.give_back, _GIVE_BACK_SECONDS)
+        _bounded([task.give_back for task in running], _GIVE_BACK_SECONDS)
         logging.shutdown()
         os._exit(0)
 
@@ -78,25 +79,30 @@ class Shutdown:
     @contextlib.contextmanager
     def running(self, cancel: threading.Event, give_back: Callable[[], object]) -> Iterator[None]:
         """Mark a task as running: a stop cancels it, and past the grace period gives it back."""
+        task = _Running(cancel, give_back)
         with self._lock:
             if self.requested.is_set():
                 cancel.set()
-            self._running = _Running(cancel, give_back)
+            self._running.append(task)
         try:
             yield
         finally:
             with self._lock:
-                self._running = None
+                self._running.remove(task)
 
     def _enforce(self, wait: float) -> None:
         if not self._done.wait(wait):
             self.force(f"not stopped {wait:g} s after the stop request")
 
 
-def _bounded(call: Callable[[], object], seconds: float) -> None:
-    thread = threading.Thread(target=call, daemon=True, name="give-back")
-    thread.start()
-    thread.join(seconds)
+def _bounded(calls: list[Callable[[], object]], seconds: float) -> None:
+    """Run ``calls`` side by side; wait for them at most ``seconds`` in all."""
+    threads = [threading.Thread(target=call, daemon=True, name="give-back") for call in calls]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + seconds
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def stop_on_signals(shutdown: Shutdown) -> None:

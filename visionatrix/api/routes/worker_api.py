@@ -76,7 +76,8 @@ async def results(
         if not files:
             raise InvalidInput("no result files: send them as repeated 'files' parts")
         details = _details(form.get("worker_details"))
-        await services.queue.complete(session, user, details, task_id, files)
+        execution_time = _seconds(form.get("execution_time"))
+        await services.queue.complete(session, user, details, task_id, files, execution_time)
     finally:
         await form.close()
 
@@ -96,3 +97,16 @@ def _details(raw: object) -> WorkerDetails | None:
         return WorkerDetails.model_validate(json.loads(raw))
     except (json.JSONDecodeError, RecursionError, ValidationError) as exc:
         raise InvalidInput(f"worker_details is not a valid JSON object: {exc}") from None
+
+
+def _seconds(raw: object) -> float | None:
+    """The optional ``execution_time`` form field (an extension: the run's time, sent with the results)."""
+    if raw is None:
+        return None
+    try:
+        seconds = float(str(raw))
+    except ValueError:
+        seconds = -1.0
+    if not 0.0 <= seconds < 1e9:
+        raise InvalidInput(f"execution_time must be a number of seconds, got {str(raw)[:40]!r}")
+    return seconds

@@ -54,6 +54,7 @@ class LoadRembgByBiRefNetModel:
     ) -> tuple[Any]:
         import torch
 
+        from visionatrix.engine.compiled import OPTION, maybe_compiled
         from visionatrix.engine.nets.birefnet import load_birefnet
         from visionatrix.models.device import choose_precision
 
@@ -61,10 +62,11 @@ class LoadRembgByBiRefNetModel:
         target = "cpu" if str(device).upper() == "CPU" else ctx.device
         torch_dtype = getattr(torch, choose_precision(target, ctx.precision))
         stat = path.stat()
-        key = f"birefnet:{path}:{stat.st_size}:{stat.st_mtime_ns}:{target}:{torch_dtype}"
+        compile_mode = ctx.env.options.get(OPTION)
+        key = f"birefnet:{path}:{stat.st_size}:{stat.st_mtime_ns}:{target}:{torch_dtype}:{compile_mode}"
         loaded = ctx.models.cached(
             key,
-            lambda: load_birefnet(path, dtype=torch_dtype, device=target),
+            lambda: maybe_compiled(load_birefnet(path, dtype=torch_dtype, device=target), ctx.env.options),
             size_bytes=_loaded_bytes(path, torch_dtype.itemsize),
         )
         return (loaded,)

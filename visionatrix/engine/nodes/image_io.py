@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from visionatrix.engine.context import NodeContext
+from visionatrix.engine.png import write_png
 from visionatrix.engine.registry import node
 from visionatrix.errors import InvalidInput, NotFound
 
@@ -31,9 +32,16 @@ def as_image_batch(images: Any, name: str = "image") -> np.ndarray:
     return array
 
 
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """One (H, W, C) float image in [0, 1] as 8-bit values (rounded, not truncated)."""
+    pixels = np.clip(image, 0.0, 1.0)  # a new array in the image's own float type
+    pixels *= 255.0
+    return np.rint(pixels, out=pixels).astype(np.uint8)
+
+
 def to_pil(image: np.ndarray) -> Image.Image:
     """One (H, W, C) float image in [0, 1] as an 8-bit Pillow image (rounded, not truncated)."""
-    pixels = np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    pixels = to_uint8(image)
     channels = pixels.shape[-1]
     return Image.fromarray(pixels[..., 0] if channels == 1 else pixels, _PNG_MODES[channels])
 
@@ -78,11 +86,17 @@ def _frames(image: Image.Image) -> list[Image.Image]:
     return frames
 
 
+def _unit(pixels: np.ndarray) -> np.ndarray:
+    """8-bit values as float32 in [0, 1]: ``x / 255`` in float32, one pass (Pillow's array-with-dtype
+    path converts element by element: ~10x slower at 1024x1024, same values)."""
+    return np.divide(pixels, np.float32(255.0), dtype=np.float32)
+
+
 def _rgb(frame: Image.Image) -> np.ndarray:
     if frame.mode in _WIDE_MODES:
         grey = np.clip(np.asarray(frame, dtype=np.float32) / 65535.0, 0.0, 1.0)
         return np.repeat(grey[..., None], 3, axis=-1)
-    return np.asarray(frame.convert("RGB"), dtype=np.float32) / 255.0
+    return _unit(np.asarray(frame.convert("RGB")))
 
 
 def _mask(frame: Image.Image) -> np.ndarray:
@@ -92,7 +106,11 @@ def _mask(frame: Image.Image) -> np.ndarray:
         alpha = frame.convert("RGBA").getchannel("A")
     else:
         return np.zeros((64, 64), dtype=np.float32)
-    return 1.0 - np.asarray(alpha, dtype=np.float32) / 255.0
+    return 1.0 - _unit(np.asarray(alpha))
+
+
+def _batch(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0][np.newaxis] if len(arrays) == 1 else np.stack(arrays)  # one frame: no copy
 
 
 @node("LoadImage")
@@ -102,8 +120,8 @@ class LoadImage:
     def run(self, ctx: NodeContext, image: str, **_: Any) -> tuple[np.ndarray, np.ndarray]:
         with open_image(resolve_input(ctx.input_dir, image)) as opened:
             frames = _frames(opened)
-            pixels = np.stack([_rgb(f) for f in frames])
-            masks = np.stack([_mask(f) for f in frames])
+            pixels = _batch([_rgb(f) for f in frames])
+            masks = _batch([_mask(f) for f in frames])
         return pixels, masks
 
 
@@ -138,7 +156,7 @@ class SaveImage:
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
         for n, image in enumerate(batch):
             path = ctx.output_dir / f"{ctx.node_id}_{n}.png"
-            to_pil(image).save(path, format="PNG", compress_level=4)
+            write_png(path, to_uint8(image))  # lossless; faster than Pillow (engine/png.py)
             ctx.add_output(path)
             ctx.progress((n + 1) / len(batch))
         return ()

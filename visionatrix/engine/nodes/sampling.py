@@ -19,6 +19,7 @@ reports progress per step and stops at the next model evaluation when the task i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -130,8 +131,23 @@ def _pick_sampler(node_name: str, name: str) -> Sampler:
     return SAMPLERS[_choice(node_name, "sampler_name", str(name), SAMPLER_NAMES)]
 
 
+def _negative_needed(cfg: Any) -> list[str]:
+    """At cfg 1 the negative never reaches the model (the guider skips it), so it is not even
+    encoded: the result is the same, one text encode sooner. Anything else (a cfg that is no
+    number included: ``run`` names the problem) needs it."""
+    try:
+        return [] if math.isclose(float(cfg), 1.0) else ["negative"]
+    except (TypeError, ValueError):
+        return ["negative"]
+
+
 @node("KSampler")
 class KSampler:
+    lazy = ("negative",)
+
+    def needed(self, cfg: Any = 8.0, **_: Any) -> list[str]:
+        return _negative_needed(cfg)
+
     def run(
         self,
         ctx: NodeContext,
@@ -159,6 +175,11 @@ class KSampler:
 
 @node("KSamplerAdvanced")
 class KSamplerAdvanced:
+    lazy = ("negative",)
+
+    def needed(self, cfg: Any = 8.0, **_: Any) -> list[str]:
+        return _negative_needed(cfg)
+
     def run(
         self,
         ctx: NodeContext,

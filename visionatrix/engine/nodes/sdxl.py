@@ -66,6 +66,7 @@ class CheckpointLoaderSimple:
     def run(self, ctx: NodeContext, ckpt_name: str) -> tuple[DiffusionModel, SdxlClip, Vae]:
         import torch
 
+        from visionatrix.engine.compiled import OPTION, maybe_compiled
         from visionatrix.engine.nets import sdxl_loader
         from visionatrix.engine.sampling.diffusion_model import DiffusionModel
         from visionatrix.models.architecture import file_kind
@@ -80,10 +81,13 @@ class CheckpointLoaderSimple:
         shapes = sdxl_loader.read_shapes(path)
         size = sdxl_loader.loaded_size(shapes, dtype, sdxl_loader.vae_dtype_for(dtype, ctx.device))
         stat = path.stat()
-        key = f"sdxl:{path}:{stat.st_size}:{stat.st_mtime_ns}:{ctx.device}:{dtype}"
+        compile_mode = ctx.env.options.get(OPTION)
+        key = f"sdxl:{path}:{stat.st_size}:{stat.st_mtime_ns}:{ctx.device}:{dtype}:{compile_mode}"
 
         def load() -> sdxl_loader.SdxlComponents:
-            return sdxl_loader.load_checkpoint(path, ctx.device, dtype, lambda i, n: ctx.progress(i / n))
+            parts = sdxl_loader.load_checkpoint(path, ctx.device, dtype, lambda i, n: ctx.progress(i / n))
+            parts.unet = maybe_compiled(parts.unet, ctx.env.options)
+            return parts
 
         parts = ctx.models.cached(key, load, size)
         return (
