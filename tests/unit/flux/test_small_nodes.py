@@ -129,4 +129,3 @@ def test_differential_diffusion_hardens_the_mask_by_schedule(ctx: NodeContext) -
         assert got.tolist() == [float(m >= threshold) for m in mask.tolist()] == expected
     with pytest.raises(InvalidInput, match="strength"):
         run("DifferentialDiffusion", ctx, model=model, strength=2)
-
