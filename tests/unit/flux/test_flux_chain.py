@@ -46,6 +46,8 @@ def test_t5_tokens_are_googles_vocabulary_padded_to_256() -> None:
     assert len(long) == 301 and long[-1] == (1, 1.0)  # never truncated, as ComfyUI
     weighted = flux_text.t5_tokens("a (cat:1.5)")
     assert weighted[:3] == [(3, 1.0), (9, 1.0), (1712, 1.5)]
+    # a missing textual-inversion embedding is dropped, as ComfyUI drops it (its word with it)
+    assert flux_text.t5_tokens("a cat embedding:nothing") == flux_text.t5_tokens("a cat")
 
 
 def test_weighted_t5_tokens_move_away_from_the_empty_prompt(ctx: NodeContext) -> None:

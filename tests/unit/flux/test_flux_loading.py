@@ -102,7 +102,7 @@ def test_dual_clip_loader_finds_which_file_is_which(ctx: NodeContext) -> None:
 
 
 def test_an_all_in_one_checkpoint_loads_all_three(ctx: NodeContext, flux_models: Path) -> None:
-    model, clip, vae = flux_nodes.load_checkpoint(ctx, flux_models / "checkpoints" / CHECKPOINT)
+    model, clip, vae = run("CheckpointLoaderSimple", ctx, ckpt_name=CHECKPOINT)
     assert model.unet.guidance_embeds and model.latent_format.channels == 16
     states, pooled = clip.encode("a cat", "a cat", lambda: None)
     assert states.shape == (1, 256, 32) and pooled.shape == (1, 32)
@@ -171,3 +171,23 @@ def test_tiny_models_writes_every_file_of_the_flux_flows_in_its_catalog_kind(tmp
     }
     for path in written:
         assert file_kind(path) == kinds[path.relative_to(tmp_path).as_posix()], path
+
+
+def test_a_vae_out_of_gpu_memory_decodes_in_tiles(ctx: NodeContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No GPU here to run out of memory: the decoder raises CUDA's out-of-memory error whenever it is
+    asked for a whole 128² latent, as a small card would; the retry decodes in diffusers' tiles."""
+    vae = flux_nodes.load_vae(ctx, ctx.models.path(flux_nodes.VAE_FOLDER, "ae.safetensors")).vae
+    whole = vae.vae._decode
+    calls: list[bool] = []
+
+    def decode(z: torch.Tensor, *args: object, **kwargs: object) -> object:
+        calls.append(vae.vae.use_tiling)
+        if not vae.vae.use_tiling and z.shape[-1] >= 128:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return whole(z, *args, **kwargs)
+
+    monkeypatch.setattr(vae.vae, "_decode", decode)
+    with torch.inference_mode():
+        image = vae.decode(torch.randn(1, 16, 128, 128)).sample
+    assert image.shape == (1, 3, 1024, 1024) and calls[0] is False and True in calls[1:]
+    assert vae.vae.use_tiling is False  # back to whole decodes for the next image

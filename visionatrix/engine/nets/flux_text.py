@@ -8,7 +8,8 @@ casts each layer up as it runs.
 
 Encoding follows ComfyUI's ``FluxClipModel``:
 
-- T5: the prompt's weighted segments (``(word:1.2)``) are tokenized whole, ``</s>`` appended, padded
+- T5: the prompt's weighted segments (``(word:1.2)``) are tokenized whole (``embedding:name`` words
+  split out and ignored, as for CLIP: no textual inversion here), ``</s>`` appended, padded
   with ``<pad>`` to at least 256 tokens (never truncated); the final layer-normed states are used.
   With weights, the empty prompt (``</s>`` + pads) is encoded too and weighted tokens are moved
   away from it: ``empty + (state - empty) · weight``.
@@ -56,16 +57,19 @@ def t5_tokenizer() -> Any:
 
 def t5_tokens(text: str, check_cancel: Callable[[], None] = lambda: None) -> list[tuple[int, float]]:
     """``text`` as (token, weight) pairs for T5: segments, ``</s>``, pads up to 256."""
+    from visionatrix.engine.nets.sdxl_text import _EMBEDDING, _embedding_leftover, _words
+
     tok = t5_tokenizer()
     pairs: list[tuple[int, float]] = []
     for segment, weight in prompt_weights.parse(text):
         if not math.isfinite(weight):
             raise InvalidInput(f"prompt: weight {weight} of {segment!r} is not a finite number")
-        if re.search(r"(^| |\n)embedding:", segment):
-            raise InvalidInput("prompt: textual-inversion embeddings ('embedding:' syntax) are not supported")
-        if segment:
-            check_cancel()
-            pairs += [(t, weight) for t in tok.encode(segment).ids[:-1]]
+        for word in _words(segment):  # ``embedding:name`` words as the CLIP side treats them
+            if word.startswith(_EMBEDDING):
+                word = _embedding_leftover(word, lambda name: None)
+            if word:
+                check_cancel()
+                pairs += [(t, weight) for t in tok.encode(word).ids[:-1]]
     pairs.append((T5_END, 1.0))
     return pairs + [(T5_PAD, 1.0)] * (T5_MIN_LENGTH - len(pairs))
 
