@@ -18,6 +18,7 @@ VixError
  ├── ModelMissing        a model file is not on disk (offline, or not installed yet)
  ├── ModelDownloadError  a model could not be fetched or failed verification
  ├── NodeError           a node failed while running a graph; names node id and class
+ ├── NotEnoughMemory     a model does not fit in the memory the worker has free; says how much
  ├── Cancelled           the running graph was asked to stop
  └── ProviderError       an LLM provider (Ollama, Gemini, OpenAI-compatible) refused or failed
       ├── ProviderNotConfigured  no provider chosen, or a required key/URL/model is missing
@@ -126,6 +127,18 @@ class NodeError(VixError):
         self.class_type = class_type
         self.reason = reason
         super().__init__(f"node {node_id} ({class_type}): {reason}")
+
+
+class NotEnoughMemory(VixError):
+    """A model does not fit in the memory this worker has free."""
+
+    def __init__(self, what: str, needed: int, free: int, device: str, hint: str = "") -> None:
+        self.needed, self.free, self.device = needed, free, device
+        gib = 1024**3
+        super().__init__(
+            f"{what} needs {needed / gib:.1f} GiB on {device}, but only {free / gib:.1f} GiB is free"
+            + (f"; {hint}" if hint else "")
+        )
 
 
 class Cancelled(VixError):

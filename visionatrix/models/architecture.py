@@ -51,6 +51,10 @@ KINDS: dict[str, str] = {
     "flux-vae": "Flux/SD3 VAE (16 latent channels)",
     "wan-vae": "Wan 2.1 VAE",
     "hunyuan-video-vae": "HunyuanVideo VAE",
+    "t5-v1.1": "T5 v1.1 text encoder (T5-XXL)",
+    "t5": "T5 text encoder (v1.0)",
+    "clip-l": "CLIP ViT-L text encoder",
+    "clip-g": "OpenCLIP ViT-bigG text encoder",
     "sd1-lora": "SD 1.x LoRA",
     "sdxl-lora": "SDXL LoRA",
     "flux-lora": "Flux.1 LoRA",
@@ -222,10 +226,21 @@ def _birefnet(keys: frozenset[str]) -> str | None:
     return None
 
 
+def _text_encoder(keys: frozenset[str]) -> str | None:
+    """Standalone text encoders in transformers' names (ComfyUI's ``clip``/``text_encoders`` files)."""
+    if "encoder.block.0.layer.0.SelfAttention.q.weight" in keys:
+        return "t5-v1.1" if "encoder.block.0.layer.1.DenseReluDense.wi_0.weight" in keys else "t5"
+    if "text_model.encoder.layers.0.mlp.fc1.weight" in keys:
+        # ViT-L has 12 layers, bigG 32: names alone tell them apart (ComfyUI looks at layer 30)
+        return "clip-g" if "text_model.encoder.layers.30.mlp.fc1.weight" in keys else "clip-l"
+    return None
+
+
 _RULES: tuple[Callable[[frozenset[str]], str | None], ...] = (
     _sd_unet,
     _transformers,
     _birefnet,
     _lora,
     _vae,
+    _text_encoder,
 )

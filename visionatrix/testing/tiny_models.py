@@ -78,6 +78,42 @@ def _rmbg(path: Path, entry: ModelEntry) -> Path:
     return write_tiny_birefnet(path, "general", seed=_seed(entry), dtype="float32")
 
 
+def _flux(path: Path, entry: ModelEntry) -> Path:
+    from visionatrix.testing import tiny_flux
+
+    name = entry.filename.lower()
+    if entry.folder == "checkpoints":  # Comfy-Org's all-in-one files
+        return tiny_flux.write_checkpoint(path, seed=_seed(entry))
+    guidance, fill, fp8 = "schnell" not in name, "fill" in name, "fp8" in name
+    return tiny_flux.write_transformer(path, seed=_seed(entry), guidance=guidance, fill=fill, fp8=fp8)
+
+
+def _t5(path: Path, entry: ModelEntry) -> Path:
+    from visionatrix.testing import tiny_flux
+
+    return tiny_flux.write_t5(path, seed=_seed(entry), fp8="fp8" in entry.filename.lower())
+
+
+def _clip_l(path: Path, entry: ModelEntry) -> Path:
+    from visionatrix.testing import tiny_flux
+
+    return tiny_flux.write_clip_l(path, seed=_seed(entry))
+
+
+def _flux_vae(path: Path, entry: ModelEntry) -> Path:
+    from visionatrix.testing import tiny_flux
+
+    return tiny_flux.write_vae(path, seed=_seed(entry))
+
+
+def _flux_lora(path: Path, entry: ModelEntry) -> Path:
+    from visionatrix.testing import tiny_flux
+
+    # the published files come in three spellings; the tiny ones cover all three across the catalog
+    spelling = tiny_flux.LORA_SPELLINGS[_seed(entry) % len(tiny_flux.LORA_SPELLINGS)]
+    return tiny_flux.write_lora(path, spelling, seed=_seed(entry))
+
+
 def _u2net(path: Path, entry: ModelEntry) -> Path:
     from visionatrix.testing.u2netp import fetch_u2netp
 
@@ -93,6 +129,11 @@ WRITERS: dict[str, tuple[Writer, tuple[str, ...]]] = {
     "birefnet": (_birefnet, (".safetensors",)),
     "rmbg-2.0": (_rmbg, (".safetensors",)),
     "u2net": (_u2net, (".onnx",)),
+    "flux": (_flux, (".safetensors", ".sft")),
+    "t5-v1.1": (_t5, (".safetensors",)),
+    "clip-l": (_clip_l, (".safetensors",)),
+    "flux-vae": (_flux_vae, (".safetensors",)),
+    "flux-lora": (_flux_lora, (".safetensors",)),
 }
 
 

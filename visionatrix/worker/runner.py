@@ -16,6 +16,7 @@ from visionatrix.client import Client
 from visionatrix.engine.compiled import OPTION as COMPILE_OPTION
 from visionatrix.engine.context import ModelStore, RunEnv
 from visionatrix.engine.executor import run_graph
+from visionatrix.engine.nodes.remote_vae import endpoints_from as remote_vae_endpoints
 from visionatrix.errors import Cancelled, ModelMissing, VixError
 from visionatrix.llm import settings as llm_settings
 from visionatrix.worker.heartbeat import Heartbeat
@@ -88,7 +89,10 @@ def run_task(
 
 
 def _options(task: dict[str, Any], compile_mode: str | None) -> dict[str, Any]:
-    options: dict[str, Any] = {"llm": llm_settings.for_run(task.get("llm_settings"), os.environ)}
+    options: dict[str, Any] = {
+        "llm": llm_settings.for_run(task.get("llm_settings"), os.environ),
+        "remote_vae": remote_vae_endpoints(dict(os.environ)),
+    }
     if compile_mode:
         options[COMPILE_OPTION] = compile_mode
     return options

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from visionatrix import llm_settings
+from visionatrix import llm_settings, remote_vae_switch
 from visionatrix.api.deps import CurrentUser, ServicesDep, SessionDep
 from visionatrix.api.forms import multipart_body, uploaded
 from visionatrix.api.uploads import read_form, upload_limits
@@ -36,7 +36,8 @@ async def next_task(
         return Response(status_code=204)
     async with services.sessions() as session:
         # a graph with LLM nodes needs the provider settings on the worker
-        return await llm_settings.attach_to_claim(session, user, task)
+        task = await llm_settings.attach_to_claim(session, user, task)
+        return await remote_vae_switch.attach_to_claim(session, task)
 
 
 @router.put("/progress", status_code=204)

@@ -134,9 +134,18 @@ def _patch_sdxl(
     return model, clip
 
 
+def _patch_flux(
+    ctx: NodeContext, path: Path, model: Any, clip: Any, strength_model: float, strength_clip: float
+) -> tuple[Any, Any]:
+    from visionatrix.engine.nodes.flux_lora import patch_flux
+
+    return patch_flux(ctx, path, model, clip, strength_model, strength_clip)
+
+
 # architecture kind of the LoRA file (models.architecture.KINDS) -> what applies it
 LORA_PATCHERS: dict[str, Patcher] = {
     "sdxl-lora": _patch_sdxl,
+    "flux-lora": _patch_flux,
 }
 
 

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from visionatrix.engine.sampling.samplers import Sampler
 
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
+# Samplers whose steps hold for flow (rectified-flow, ComfyUI CONST) models as written: ComfyUI
+# switches the ancestral and SDE ones to flow-specific variants this engine does not have yet.
+FLOW_SAMPLERS = frozenset({"euler", "heun", "dpm_2", "lms", "dpmpp_2m", "ddim"})
 AYS_MODEL_TYPES = ("SD1", "SDXL", "SVD")
 Latent = dict[str, Any]
 
@@ -87,9 +90,15 @@ def _sample(
     sigmas: torch.Tensor,
 ) -> tuple[Latent, Latent]:
     """Run one sampling; (output, denoised_output) LATENTs as SamplerCustom returns them."""
-    from visionatrix.engine.sampling.run import sample, starting_noise
+    from visionatrix.engine.sampling.run import fix_empty_channels, sample, starting_noise
 
-    image = latent["samples"]
+    model = guider.model
+    if model.sampling.prediction == "flow" and sampler.name not in FLOW_SAMPLERS:
+        raise InvalidInput(
+            f"sampler {sampler.name!r} is not supported for flow models such as Flux here; "
+            f"choose one of {', '.join(sorted(FLOW_SAMPLERS))}"
+        )
+    image = fix_empty_channels(latent["samples"], model.latent_format.channels)
     start = starting_noise(image, noise.seed if noise.enabled else None)
     result = sample(
         guider,
@@ -100,6 +109,7 @@ def _sample(
         noise.seed,
         on_step=lambda i, n: ctx.progress(i / n),
         check_cancel=ctx.check_cancel,
+        denoise_mask=latent.get("noise_mask"),
     )
     ctx.progress(1.0)
     out = {**latent, "samples": result.samples}

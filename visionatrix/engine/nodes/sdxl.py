@@ -58,7 +58,10 @@ class SdxlClip:
 @node("CheckpointLoaderSimple")
 class CheckpointLoaderSimple:
     # the loader reads the model sampling from the file's marker tensors (sdxl_loader.detect_sampling)
-    model_inputs = {"ckpt_name": ModelInput(CHECKPOINT_FOLDER, {"sdxl", "sdxl-vpred", "playground-v2.5"})}
+    # ... and Flux's all-in-one checkpoints (Comfy-Org's flux1-dev-fp8) through the Flux loaders
+    model_inputs = {
+        "ckpt_name": ModelInput(CHECKPOINT_FOLDER, {"sdxl", "sdxl-vpred", "playground-v2.5", "flux"})
+    }
 
     def run(self, ctx: NodeContext, ckpt_name: str) -> tuple[DiffusionModel, SdxlClip, Vae]:
         import torch
@@ -66,9 +69,14 @@ class CheckpointLoaderSimple:
         from visionatrix.engine.compiled import OPTION, maybe_compiled
         from visionatrix.engine.nets import sdxl_loader
         from visionatrix.engine.sampling.diffusion_model import DiffusionModel
+        from visionatrix.models.architecture import file_kind
         from visionatrix.models.device import choose_precision
 
         path = ctx.models.path(CHECKPOINT_FOLDER, ckpt_name)
+        if file_kind(path) == "flux":
+            from visionatrix.engine.nodes.flux import load_checkpoint
+
+            return load_checkpoint(ctx, path)  # type: ignore[return-value]
         dtype = getattr(torch, choose_precision(ctx.device, ctx.precision))
         shapes = sdxl_loader.read_shapes(path)
         size = sdxl_loader.loaded_size(shapes, dtype, sdxl_loader.vae_dtype_for(dtype, ctx.device))
@@ -107,6 +115,9 @@ def find_embedding(ctx: NodeContext, name: str) -> Path | None:
 @node("CLIPTextEncode")
 class CLIPTextEncode:
     def run(self, ctx: NodeContext, text: str, clip: SdxlClip) -> tuple[Conditioning]:
+        own = getattr(clip, "conditioning", None)  # other families' CLIPs (Flux) encode themselves
+        if own is not None:
+            return (own(str(text), ctx.check_cancel),)
         from visionatrix.engine.nets.sdxl_text import encode_prompt
         from visionatrix.engine.sampling.conditioning import CondPart
 

@@ -62,9 +62,16 @@ def _load_sd_vae(ctx: NodeContext, path: Path) -> Vae:
     return Vae(module, ctx.device, dtype)
 
 
+def _load_flux_vae(ctx: NodeContext, path: Path) -> Vae:
+    from visionatrix.engine.nodes.flux import load_vae
+
+    return load_vae(ctx, path)
+
+
 # architecture kind (models.architecture.KINDS) -> how a file of that kind becomes a VAE
 VAE_LOADERS: dict[str, Callable[[NodeContext, Path], Vae]] = {
     "sd-vae": _load_sd_vae,
+    "flux-vae": _load_flux_vae,
 }
 
 

@@ -37,6 +37,13 @@ class CondPart:
     crop_h: int = 0
     target_width: int | None = None
     target_height: int | None = None
+    # Flux: distilled guidance (FluxGuidance; ``None``: the model's default, 3.5 for Flux.1 dev),
+    # reference latents (Kontext's ReferenceLatent, VAE latent space) and the inpainting inputs of
+    # InpaintModelConditioning (the masked image's latent and the pixel mask) fill models read
+    guidance: float | None = None
+    reference_latents: tuple[Tensor, ...] = ()
+    concat_latent: Tensor | None = None
+    concat_mask: Tensor | None = None
 
     def time_ids(self, latent_height: int, latent_width: int) -> list[float]:
         """SDXL's six size numbers, height first: original (h, w), crop (top, left), target (h, w)."""

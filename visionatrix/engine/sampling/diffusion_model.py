@@ -4,10 +4,16 @@
 return a copy with another ``sampling`` / ``latent_format``; the network itself is shared. A node
 that patches weights (LoRA) should do the same: wrap ``unet`` (or give it patched weights) in a
 copy, never mutate the cached one, since loaded checkpoints are shared between tasks.
+
+The network is a diffusers SDXL UNet, or an object with ``apply_batch(x, timestep, batch)`` (the
+Flux transformer, ``nets/flux_net``) which may also turn each conditioning entry into its own
+model inputs once per run (``condition(part, noise_shape, latent_format)``: reference latents,
+inpainting channels, guidance), handed back per entry in ``UNetBatch.extras``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,11 +31,12 @@ class UNetBatch:
     embeds: Tensor  # (N, L, C) on the model's device and dtype
     pooled: Tensor  # (N, P)
     time_ids: Tensor  # (N, 6)
+    extras: tuple[Any, ...] = ()  # per conditioning entry (N / len(extras) rows each): network-specific
 
 
 @dataclass(frozen=True)
 class DiffusionModel:
-    """An SDXL-architecture UNet (diffusers ``UNet2DConditionModel``) plus its sampling and latent format."""
+    """A denoising network (an SDXL UNet, the Flux transformer) plus its sampling and latent format."""
 
     unet: Any
     sampling: ModelSampling
@@ -39,6 +46,8 @@ class DiffusionModel:
     # what the weights are (the checkpoint's cache key, then each patch applied): a cache key for
     # patched copies; "" when unknown, and then patched copies are not cached
     identity: str = ""
+    # DifferentialDiffusion: (sigma, denoise_mask, sigmas) -> the mask this step uses
+    denoise_mask_fn: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
 
     def denoise(self, x: Tensor, sigma: Tensor, batch: UNetBatch) -> Tensor:
         """The clean latent predicted at ``x`` (noise level ``sigma`` per row), as float32.
@@ -49,6 +58,9 @@ class DiffusionModel:
         ms = self.sampling
         x_in = ms.calculate_input(sigma, x).to(self.dtype)
         t = ms.timestep(sigma).float()
+        apply = getattr(self.unet, "apply_batch", None)
+        if apply is not None:
+            return ms.calculate_denoised(sigma, apply(x_in, t, batch).float(), x)
         out = self.unet(
             x_in,
             t,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -30,6 +31,7 @@ class _Prepared:
     time_ids: Tensor
     sigma_start: float  # active while sigma <= sigma_start ...
     sigma_end: float  # ... and sigma >= sigma_end
+    extra: Any = None  # the network's own inputs for this entry (``condition``), or None
 
     def active(self, sigma: float) -> bool:
         return self.sigma_end <= sigma <= self.sigma_start
@@ -67,6 +69,7 @@ class Guider:
     def _prepare(self, part: CondPart, side: int, shape: torch.Size) -> _Prepared:
         m = self.model
         time_ids = torch.tensor([part.time_ids(shape[2], shape[3])], dtype=torch.float32)
+        condition = getattr(m.unet, "condition", None)
         return _Prepared(
             side,
             part.embeds.to(m.device, m.dtype),
@@ -74,6 +77,7 @@ class Guider:
             time_ids.to(m.device, m.dtype),
             m.sampling.percent_to_sigma(part.start_percent),
             m.sampling.percent_to_sigma(part.end_percent),
+            condition(part, shape, m.latent_format) if condition is not None else None,
         )
 
 
@@ -95,6 +99,8 @@ def _side_predictions(
 
 
 def _can_batch(a: _Prepared, b: _Prepared) -> bool:
+    if (a.extra is None) != (b.extra is None) or (a.extra is not None and not a.extra.batches_with(b.extra)):
+        return False
     la, lb = a.embeds.shape[1], b.embeds.shape[1]
     return la == lb or math.lcm(la, lb) // min(la, lb) <= _MAX_REPEAT
 
@@ -108,6 +114,7 @@ def _run_group(model: DiffusionModel, group: list[_Prepared], x: Tensor, sigma: 
         embeds=torch.cat(embeds),
         pooled=torch.cat([p.pooled.expand(b, -1) for p in group]),
         time_ids=torch.cat([p.time_ids.expand(b, -1) for p in group]),
+        extras=tuple(p.extra for p in group) if group[0].extra is not None else (),
     )
     n = len(group)
     out = model.denoise(torch.cat([x] * n), torch.cat([sigma] * n), batch)

@@ -8,7 +8,12 @@ timestep the network is given) with a *prediction type* (what the network output
   a fractional timestep maps back to a sigma by interpolating log sigma.
 - ``ContinuousEDMSchedule``: EDM's continuous sigmas (Playground v2.5, ``ModelSamplingContinuousEDM``);
   timestep = 0.25 · ln sigma.
-- prediction ``eps`` (noise), ``v_prediction`` or ``edm``, with ``sigma_data`` (1.0, or 0.5 for EDM).
+- ``FluxSchedule``: rectified flow with Flux's resolution-dependent time shift (Flux.1 dev, Kontext,
+  Fill: ComfyUI's ``ModelSamplingFlux``): 10000 sigmas ``e^mu / (e^mu + 1/t - 1)``; timestep = sigma.
+- ``DiscreteFlowSchedule``: rectified flow with the SD3-style SNR shift (Flux.1 schnell: shift 1,
+  multiplier 1; ComfyUI's ``ModelSamplingDiscreteFlow``).
+- prediction ``eps`` (noise), ``v_prediction`` or ``edm``, with ``sigma_data`` (1.0, or 0.5 for EDM),
+  or ``flow`` (ComfyUI's ``CONST``: the network predicts velocity; x_sigma = sigma·noise + (1-sigma)·x0).
 
 Sigmas are float32 like ComfyUI's buffers (computed in float64 first, then rounded).
 """
@@ -24,7 +29,7 @@ import torch
 if TYPE_CHECKING:
     from torch import Tensor
 
-PREDICTIONS = ("eps", "v_prediction", "edm")
+PREDICTIONS = ("eps", "v_prediction", "edm", "flow")
 
 
 class NoiseSchedule(Protocol):
@@ -104,6 +109,62 @@ class ContinuousEDMSchedule:
         return math.exp((math.log(float(self.sigmas[-1])) - low) * (1.0 - percent) + low)
 
 
+def flux_time_shift(mu: float, sigma: float, t: Tensor) -> Tensor:
+    """Flux's time shift of ``t`` in (0, 1] (BFL ``time_shift``, ComfyUI ``flux_time_shift``)."""
+    return math.exp(mu) / (math.exp(mu) + (1 / t - 1) ** sigma)
+
+
+def time_snr_shift(alpha: float, t: Tensor) -> Tensor:
+    """SD3's SNR shift of ``t`` (ComfyUI ``time_snr_shift``); the identity for ``alpha == 1``."""
+    if alpha == 1.0:
+        return t
+    return alpha * t / (1 + (alpha - 1) * t)
+
+
+class FluxSchedule:
+    """Flux's shifted flow sigmas; ``shift`` is the ``mu`` of BFL's ``time_shift`` (1.15 by default)."""
+
+    def __init__(self, shift: float = 1.15, timesteps: int = 10000) -> None:
+        self.shift = shift
+        self.sigmas = flux_time_shift(shift, 1.0, torch.arange(1, timesteps + 1, 1) / timesteps)
+        self.log_sigmas = self.sigmas.log()
+
+    def timestep(self, sigma: Tensor) -> Tensor:
+        return sigma
+
+    def sigma(self, timestep: Tensor) -> Tensor:
+        return flux_time_shift(self.shift, 1.0, timestep)
+
+    def percent_to_sigma(self, percent: float) -> float:
+        if percent <= 0.0:
+            return 1.0
+        if percent >= 1.0:
+            return 0.0
+        return float(flux_time_shift(self.shift, 1.0, torch.tensor(1.0 - percent)))
+
+
+class DiscreteFlowSchedule:
+    """Flow sigmas ``t`` (SNR-shifted by ``shift``) at ``timesteps`` points; timestep = sigma · multiplier."""
+
+    def __init__(self, shift: float = 1.0, multiplier: float = 1000.0, timesteps: int = 1000) -> None:
+        self.shift, self.multiplier = shift, multiplier
+        self.sigmas = self.sigma((torch.arange(1, timesteps + 1, 1) / timesteps) * multiplier)
+        self.log_sigmas = self.sigmas.log()
+
+    def timestep(self, sigma: Tensor) -> Tensor:
+        return sigma * self.multiplier
+
+    def sigma(self, timestep: Tensor) -> Tensor:
+        return time_snr_shift(self.shift, timestep / self.multiplier)
+
+    def percent_to_sigma(self, percent: float) -> float:
+        if percent <= 0.0:
+            return 1.0
+        if percent >= 1.0:
+            return 0.0
+        return float(time_snr_shift(self.shift, torch.tensor(1.0 - percent)))
+
+
 def _per_sample(sigma: Tensor, like: Tensor) -> Tensor:
     return sigma.view(sigma.shape[:1] + (1,) * (like.ndim - 1))
 
@@ -142,13 +203,15 @@ class ModelSampling:
         return self.schedule.percent_to_sigma(percent)
 
     def calculate_input(self, sigma: Tensor, x: Tensor) -> Tensor:
-        """What the network is fed at noise level ``sigma``: x scaled to unit variance."""
+        """What the network is fed at noise level ``sigma``: x scaled to unit variance (flow: x itself)."""
+        if self.prediction == "flow":
+            return x
         return x / (_per_sample(sigma, x) ** 2 + self.sigma_data**2) ** 0.5
 
     def calculate_denoised(self, sigma: Tensor, output: Tensor, x: Tensor) -> Tensor:
         """The network's ``output`` at ``x`` turned into a prediction of the clean latent."""
         s, d = _per_sample(sigma, output), self.sigma_data
-        if self.prediction == "eps":
+        if self.prediction in ("eps", "flow"):
             return x - output * s
         skip = x * d**2 / (s**2 + d**2)
         out = output * s * d / (s**2 + d**2) ** 0.5
@@ -159,8 +222,16 @@ class ModelSampling:
     ) -> Tensor:
         """The starting point: ``latent`` plus noise at ``sigma`` (variance-corrected from pure noise)."""
         s = _per_sample(sigma, noise)
+        if self.prediction == "flow":
+            return s * noise + (1.0 - s) * latent
         scaled = noise * torch.sqrt(1.0 + s**2.0) if max_denoise else noise * s
         return scaled + latent
+
+    def inverse_noise_scaling(self, sigma: Tensor, latent: Tensor) -> Tensor:
+        """A sampler's result back to a clean latent: flow models end scaled by ``1 - sigma``."""
+        if self.prediction == "flow":
+            return latent / (1.0 - _per_sample(sigma.reshape(-1), latent))
+        return latent
 
     def is_max_denoise(self, sigmas: Tensor) -> bool:
         """Whether a run starting at ``sigmas[0]`` starts from pure noise (ComfyUI's ``max_denoise``)."""
@@ -177,3 +248,13 @@ def continuous_edm(
     sigma_min: float, sigma_max: float, prediction: str = "edm", sigma_data: float = 0.5
 ) -> ModelSampling:
     return ModelSampling(ContinuousEDMSchedule(sigma_min, sigma_max), prediction, sigma_data)
+
+
+def flux(shift: float = 1.15) -> ModelSampling:
+    """Flux.1 dev/Kontext/Fill's sampling (ComfyUI ``ModelSamplingFlux`` + ``CONST``)."""
+    return ModelSampling(FluxSchedule(shift), "flow")
+
+
+def discrete_flow(shift: float = 1.0, multiplier: float = 1000.0) -> ModelSampling:
+    """Flux.1 schnell's sampling with ``shift=1, multiplier=1`` (ComfyUI ``ModelSamplingDiscreteFlow``)."""
+    return ModelSampling(DiscreteFlowSchedule(shift, multiplier), "flow")
