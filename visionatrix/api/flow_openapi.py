@@ -11,7 +11,7 @@ import copy
 import re
 from typing import Any
 
-from visionatrix.api.forms import INT_FIELDS, MAX_COUNT, RESERVED
+from visionatrix.api.forms import INT_FIELDS, MAX_COUNT, RESERVED, WEBHOOK_URL_PATTERN
 from visionatrix.flows.model import Flow, InputParam
 
 TAG = "flows API"
@@ -148,7 +148,7 @@ def reserved_fields(flow: Flow) -> dict[str, dict[str, Any]]:
         "group_scope": _int_field("group_scope", "The user's task group (UI tabs)."),
         "webhook_url": {
             "type": "string",
-            "pattern": "^https?://",
+            "pattern": WEBHOOK_URL_PATTERN,
             "description": "The server POSTs progress and the result to <webhook_url>/task-progress.",
         },
         "webhook_headers": {

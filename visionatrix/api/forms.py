@@ -4,6 +4,7 @@ booleans as 0/1, file inputs given as JSON references to other tasks' files."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection
 from typing import Any
 
@@ -24,6 +25,9 @@ RESERVED = {
     "child_task",
 }
 MAX_COUNT = 100
+# empty (no webhook, as Visionatrix clients send it) or an http(s) URL; the OpenAPI schemas
+# publish this same pattern, so what the schema allows is exactly what is accepted
+WEBHOOK_URL_PATTERN = r"^(?:[Hh][Tt][Tt][Pp][Ss]?://\S+)?$"
 # the integer reserved fields: (default, lowest, highest); the per-flow OpenAPI schema reads them too
 INT_FIELDS = {
     "count": (1, 1, MAX_COUNT),
@@ -64,10 +68,10 @@ def _apply_reserved(req: TaskRequest, fields: dict[str, str]) -> None:
         req.seed = _int(fields, "seed", *INT_FIELDS["seed"])
     req.translate = _flag(fields, "translate")
     req.child_task = _flag(fields, "child_task")
-    url = fields.get("webhook_url", "").strip()
+    url = fields.get("webhook_url", "")
+    if not re.fullmatch(WEBHOOK_URL_PATTERN, url):
+        raise InvalidInput("webhook_url must be empty or an http:// or https:// URL without spaces")
     if url:
-        if not url.lower().startswith(("http://", "https://")):
-            raise InvalidInput("webhook_url must be an http:// or https:// URL")
         req.webhook_url = url  # where it may point is the task service's to judge
     if fields.get("webhook_headers", "").strip():
         req.webhook_headers = _headers(fields["webhook_headers"])
@@ -129,7 +133,11 @@ _FIELDS: dict[str, Any] = {
     "seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1 - MAX_COUNT},
     "priority": {"type": "integer", "minimum": 0, "maximum": 15, "default": 0},
     "group_scope": {"type": "integer", "minimum": 1, "maximum": 255, "default": 1},
-    "webhook_url": {"type": "string", "format": "uri", "description": "POSTs go to <url>/task-progress"},
+    "webhook_url": {
+        "type": "string",
+        "pattern": WEBHOOK_URL_PATTERN,
+        "description": "POSTs go to <url>/task-progress",
+    },
     "webhook_headers": {"type": "string", "description": "a JSON object of header names to values"},
     "translate": {"type": "integer", "enum": [0, 1], "default": 0},
     "child_task": {"type": "integer", "enum": [0, 1], "default": 0},

@@ -160,9 +160,11 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
             provider, handle = _route(self.command, path)
             seen = Seen(provider, path, {k.lower(): v for k, v in self.headers.items()}, body, via_proxy)
             server.seen.append(seen)
+            # decided on arrival: a request still held by ``delay`` when a later test queues
+            # faults must not take them
+            fault = server._take_fault()
             if server.delay:
                 time.sleep(server.delay)
-            fault = server._take_fault()
             if fault is not None:
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
                 self._send(fault.status, _error_body(provider, fault.status, "injected failure"), headers)

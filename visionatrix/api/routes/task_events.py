@@ -42,6 +42,24 @@ that reconnects with `Last-Event-ID` (browsers do it by themselves) gets every c
 """
 
 
+# Before OpenAPI 3.2's `itemSchema`, an event stream's `schema` describes one event as a client
+# parses it (comment-only frames such as the heartbeat are no events).
+_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["event", "data", "id"],
+    "properties": {
+        "event": {"type": "string", "enum": ["task", "deleted", "reset"]},
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "retry": {"type": "integer"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"type": "object"},
+        },
+    },
+}
+
+
 async def _user(request: Request, services: Services) -> UserInfo:
     async with services.sessions() as session:
         return await current_user(request, session, services.verifier, services.config.auth_required)
@@ -93,7 +111,7 @@ class EventStreamResponse(StreamingResponse):
     "/events",
     description=_DESCRIPTION,
     response_class=EventStreamResponse,
-    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+    responses={200: {"content": {"text/event-stream": {"schema": _EVENT_SCHEMA}}}},
 )
 async def events(
     request: Request,
