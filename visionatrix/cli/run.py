@@ -92,6 +92,8 @@ def _run_server(config: Config) -> None:
     workers.start_when(lambda: bool(server.started))
     try:
         server.run()
+    except KeyboardInterrupt:
+        pass  # Ctrl+C: uvicorn has stopped gracefully and raises the signal it held back again
     except SystemExit:
         refusal.raise_instead()
         raise
