@@ -67,7 +67,7 @@ def _demo_flows(flows: Sequence[str], all_flows: bool) -> list[str]:
     if unknown:
         raise InvalidInput(f"not built-in flows: {', '.join(unknown)} (see: {cli_command()} flows)")
     if not all_flows:
-        return flows or list(tiny_models.DEFAULT_FLOWS)
+        return list(flows) or list(tiny_models.DEFAULT_FLOWS)
     # the flows whose every model file has a tiny writer; u2netp's "writer" downloads the real one
     return [
         name
@@ -92,13 +92,14 @@ def _install(config: Config, name: str) -> bool:
         return False
     todo = [item for item in planned if not item.entry.target(config.models_dir).exists()]
     written = tiny_models.write_planned(config.models_dir, todo)
-    size = sum(path.stat().st_size for path in written) / 1e6
+    size = sum(path.stat().st_size for path in written)
     kept = len(planned) - len(todo)
     install_graph(config, graph)
-    files = f"wrote {len(written)} tiny model file(s), {size:.1f} MB" if written else ""
+    amount = f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.0f} kB"
+    files = f"wrote {len(written)} tiny model file(s), {amount}" if written else ""
     if kept:
         files += f"{', ' if files else ''}kept {kept} already in place"
-    click.echo(f"{files}; installed ({time.monotonic() - start:.1f} s)")
+    click.echo(f"{files or 'no model files'}; installed ({time.monotonic() - start:.1f} s)")
     return True
 
 
