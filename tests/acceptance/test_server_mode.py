@@ -91,6 +91,8 @@ def test_default_admin_password_is_refused_off_loopback(tmp_path: Path, sqlite_u
     errors = [line for line in output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "VIX_ADMIN_PASSWORD" in errors[0], output
     assert "Traceback" not in output and "startup failed" not in output
+    # checked before uvicorn starts: nothing of it is printed, no port is ever bound
+    assert "Started server process" not in output and "Uvicorn running" not in output, output
 
 
 def test_development_admin_on_loopback_warns(tmp_path: Path, sqlite_url: str) -> None:

@@ -23,7 +23,7 @@ def _closed_url() -> str:
 
 
 def test_the_main_group_has_every_command() -> None:
-    assert set(main.commands) == {"run", "create-user", "install-flow", "flows", "task"}
+    assert set(main.commands) == {"run", "create-user", "install-flow", "demo", "flows", "task"}
     assert set(main.commands["task"].commands) == {"run", "list", "show", "rm", "restart"}  # type: ignore[attr-defined]
 
 

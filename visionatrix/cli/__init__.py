@@ -1,4 +1,4 @@
-"""The composition root: ``visionatrix run | create-user | install-flow`` plus the client commands.
+"""The composition root: ``visionatrix run | create-user | install-flow | demo`` plus the client commands.
 
 The only package that wires config, server, worker and client together, and that configures
 logging. Each command group has its module; every failure goes through ``errors.Commands``.
@@ -10,7 +10,7 @@ import logging
 
 import click
 
-from visionatrix.cli import install, remote, run, users
+from visionatrix.cli import demo, install, remote, run, users
 from visionatrix.cli.errors import Commands
 
 
@@ -30,6 +30,7 @@ def main(verbose: int) -> None:
 main.add_command(run.run)
 main.add_command(users.create_user)
 main.add_command(install.install_flow)
+main.add_command(demo.demo)
 remote.register(main)
 
 __all__ = ["main"]

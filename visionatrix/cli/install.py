@@ -39,25 +39,33 @@ def install_flow(name: str) -> None:
     NAME is a flow of the catalog (built-in or FLOWS_URL) or a path to a flow JSON file. A flow this
     server cannot run is refused, naming each reason, before anything is downloaded.
     """
+    config = Config()
+    flow, count = install_graph(config, _graph(name, config))
+    click.echo(f"installed flow {flow['name']} ({count} model file(s) in {config.models_dir})")
+
+
+def install_graph(config: Config, graph: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Refuse a flow this server cannot run, fetch the model files it lacks, then record it installed.
+
+    Returns the flow and how many model files it uses."""
     from visionatrix.engine import registry
     from visionatrix.flows.runnable import require_runnable
     from visionatrix.flows.sources import CatalogSources
 
-    config = Config()
-    graph = _graph(name, config)
     catalog = asyncio.run(CatalogSources(config.flows_url, config.models_catalog_url).models())
     registry.load_modules(config.extra_node_modules())
     require_runnable(graph, catalog, config.models_dir)
     count = _download_models(config, graph, catalog)
-    flow = asyncio.run(_register(config, graph))
-    click.echo(f"installed flow {flow['name']} ({count} model file(s) in {config.models_dir})")
+    return asyncio.run(_register(config, graph)), count
 
 
 def _download_models(config: Config, graph: dict[str, Any], catalog: Any) -> int:
     from visionatrix.models import catalog as model_catalog
-    from visionatrix.models.download import ensure_models
+    from visionatrix.models.download import ensure_models, missing_models
 
     entries = model_catalog.match_graph(graph, catalog)
+    if not missing_models(entries, config.models_dir):
+        return len(entries)  # nothing to fetch: no progress display at all
     with Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()
     ) as progress:

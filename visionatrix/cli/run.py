@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import click
@@ -38,12 +40,26 @@ def _env_help() -> str:
     default=None,
     help="DEFAULT mode: local workers (VIX_LOCAL_WORKERS)",
 )
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="first install a few built-in flows on tiny random models (noise images; see `demo --help`)",
+)
 def run(
-    mode: str | None, host: str | None, port: int | None, server: str | None, local_workers: int | None
+    mode: str | None,
+    host: str | None,
+    port: int | None,
+    server: str | None,
+    local_workers: int | None,
+    demo: bool,
 ) -> None:
     overrides = {"mode": mode and mode.upper(), "host": host, "port": port, "server": server}
     overrides["local_workers"] = local_workers
     config = Config(**{k: v for k, v in overrides.items() if v is not None})
+    if demo:
+        from visionatrix.cli.demo import install_demo
+
+        install_demo(config)
     if config.mode is Mode.WORKER:
         from visionatrix.worker.process import run_worker
 
@@ -59,6 +75,9 @@ def _run_server(config: Config) -> None:
     from visionatrix.api.app import create_app
     from visionatrix.worker.supervisor import LocalWorkers
 
+    if config.auth_required:
+        # a refused first admin is the command's one-line error, before uvicorn prints anything
+        asyncio.run(_bootstrap_admin(config))
     app = create_app(config)
     refusal = _StartupRefusal(app)
     count = config.local_workers if config.mode is Mode.DEFAULT else 0
@@ -68,15 +87,40 @@ def _run_server(config: Config) -> None:
             app, host=config.host, port=config.port, log_level="info", timeout_graceful_shutdown=10
         ),
         workers.stop,
+        functools.partial(_print_banner, config, count),
     )
     workers.start_when(lambda: bool(server.started))
     try:
         server.run()
+    except KeyboardInterrupt:
+        pass  # Ctrl+C: uvicorn has stopped gracefully and raises the signal it held back again
     except SystemExit:
         refusal.raise_instead()
         raise
     finally:
         workers.stop()
+
+
+async def _bootstrap_admin(config: Config) -> None:
+    from visionatrix import users
+    from visionatrix.db.engine import create_engine, session_factory, upgrade_to_head
+
+    engine = create_engine(config.database_url())
+    try:
+        await upgrade_to_head(engine)
+        async with session_factory(engine)() as session:
+            await users.bootstrap_admin(session, config.admin_password.get_secret_value(), config.host)
+    finally:
+        await engine.dispose()
+
+
+async def _print_banner(config: Config, local_workers: int, app: Any) -> None:
+    from visionatrix.cli.banner import banner
+
+    services = app.state.services
+    async with services.sessions() as session:
+        flows = [flow["name"] for flow in await services.flows.installed(session)]
+    click.echo(banner(config, flows, local_workers))
 
 
 def _local_url(config: Config) -> str:
@@ -92,10 +136,21 @@ def _server_class() -> type:
         """Stops the local workers first, while it still answers them (each gives its task back),
         and ends open long polls at once instead of waiting them out."""
 
-        def __init__(self, config: uvicorn.Config, stop_workers: Callable[[], None]) -> None:
+        def __init__(
+            self,
+            config: uvicorn.Config,
+            stop_workers: Callable[[], None],
+            on_started: Callable[[Any], Awaitable[None]],
+        ) -> None:
             super().__init__(config)
             self.stop_workers = stop_workers
+            self.on_started = on_started
             self.exiting = False
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                await self.on_started(self.config.app)
 
         def handle_exit(self, sig: int, frame: Any) -> None:
             services = getattr(self.config.app.state, "services", None)

@@ -132,7 +132,10 @@ class FlowCatalog:
         row = await db_flows.get(session, name)
         if row is None:
             if name in await self.available():
-                raise FlowNotInstalled(f"flow '{name}' is not installed")
+                raise FlowNotInstalled(
+                    f"flow '{name}' is not installed: install it with `visionatrix install-flow {name}` "
+                    f"or `POST /vapi/flows/flow?name={name}` (admin)"
+                )
             raise NotFound(f"flow '{name}' not found")
         return Flow.model_validate(row.flow), row.graph
 
