@@ -94,7 +94,7 @@ def test_sdxl_lighting_fields_are_those_of_its_flow_file(server: Server) -> None
     assert (reserved["group_scope"]["minimum"], reserved["group_scope"]["maximum"]) == (1, 255)
     assert reserved["seed"]["type"] == "integer" and "default" not in reserved["seed"]
     assert reserved["translate"] == {
-        "type": "boolean",
+        "anyOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]}],
         "default": False,
         "description": "Translate non-English prompts first (when a translations_provider is set).",
     }

@@ -30,7 +30,10 @@ def _plain(schema: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("param", "expected"),
     [
-        (dict(type="bool", optional=True, default=False), {"type": "boolean", "default": False}),
+        (
+            dict(type="bool", optional=True, default=False),
+            {"anyOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]}], "default": False},
+        ),
         (
             dict(type="list", optional=True, default="b", options={"a": "a", "b": "b"}),
             {"type": "string", "enum": ["a", "b"], "default": "b"},

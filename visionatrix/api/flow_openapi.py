@@ -11,7 +11,7 @@ import copy
 import re
 from typing import Any
 
-from visionatrix.api.forms import INT_FIELDS, MAX_COUNT, RESERVED, WEBHOOK_URL_PATTERN
+from visionatrix.api.forms import FLAG_SCHEMA, INT_FIELDS, MAX_COUNT, RESERVED, WEBHOOK_URL_PATTERN
 from visionatrix.flows.model import Flow, InputParam
 
 TAG = "flows API"
@@ -106,7 +106,7 @@ def field_schema(param: InputParam) -> dict[str, Any]:
     elif param.type == "list":
         schema.update(type="string", enum=list(param.options or {}))
     elif param.type == "bool":
-        schema["type"] = "boolean"
+        schema.update(copy.deepcopy(FLAG_SCHEMA))
     elif param.type in ("range", "range_scale"):
         # as flows.inputs checks it: whole numbers when the default is one
         schema["type"] = "integer" if isinstance(param.default, int) else "number"
@@ -156,7 +156,7 @@ def reserved_fields(flow: Flow) -> dict[str, dict[str, Any]]:
             "description": "A JSON object of header names to values, sent with every webhook call.",
         },
         "translate": {
-            "type": "boolean",
+            **copy.deepcopy(FLAG_SCHEMA),
             "default": False,
             "description": "Translate non-English prompts first"
             + (
@@ -166,7 +166,7 @@ def reserved_fields(flow: Flow) -> dict[str, dict[str, Any]]:
             ),
         },
         "child_task": {
-            "type": "boolean",
+            **copy.deepcopy(FLAG_SCHEMA),
             "default": False,
             "description": "The task is a child of the task whose output a file input refers to.",
         },

@@ -28,6 +28,8 @@ MAX_COUNT = 100
 # empty (no webhook, as Visionatrix clients send it) or an http(s) URL; the OpenAPI schemas
 # publish this same pattern, so what the schema allows is exactly what is accepted
 WEBHOOK_URL_PATTERN = r"^(?:[Hh][Tt][Tt][Pp][Ss]?://\S+)?$"
+# a yes/no form field: Visionatrix clients send 0/1, form encoders true/false; both are taken
+FLAG_SCHEMA: dict[str, Any] = {"anyOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]}]}
 # the integer reserved fields: (default, lowest, highest); the per-flow OpenAPI schema reads them too
 INT_FIELDS = {
     "count": (1, 1, MAX_COUNT),
@@ -139,8 +141,8 @@ _FIELDS: dict[str, Any] = {
         "description": "POSTs go to <url>/task-progress",
     },
     "webhook_headers": {"type": "string", "description": "a JSON object of header names to values"},
-    "translate": {"type": "integer", "enum": [0, 1], "default": 0},
-    "child_task": {"type": "integer", "enum": [0, 1], "default": 0},
+    "translate": {**FLAG_SCHEMA, "default": 0},
+    "child_task": {**FLAG_SCHEMA, "default": 0},
 }
 _FLOW_INPUT = {
     "description": "a flow input: text as a string, a file as a file part, or a JSON reference "

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Header, Query, Request
@@ -25,6 +26,7 @@ from visionatrix.tasks.events import Heartbeat, StreamFilter, StreamItem, TaskCh
 
 router = APIRouter(prefix="/vapi/tasks", tags=["tasks"])
 
+MAX_EVENT_ID = 2**63 - 1
 RETRY_MS = 2000  # how soon a browser reconnects after the stream drops
 
 _DESCRIPTION = """\
@@ -65,16 +67,19 @@ async def _user(request: Request, services: Services) -> UserInfo:
         return await current_user(request, session, services.verifier, services.config.auth_required)
 
 
+def _event_id_header_schema(schema: dict[str, Any]) -> None:
+    # a header is absent or a string: "optional" must not read as "may be null"
+    schema.pop("anyOf", None)
+    schema.update(type="string", pattern="^[0-9]+$")
+
+
 def _resume_id(header: str | None, query: int | None) -> int | None:
-    if header is None or not header.strip():
+    if header is None:
         return query
-    try:
-        value = int(header)
-    except ValueError:
-        raise InvalidInput(f"Last-Event-ID must be an event id (an integer), got {header!r}") from None
-    if value < 0:
-        raise InvalidInput(f"Last-Event-ID must not be negative, got {value}")
-    return value
+    # as the schema publishes it: digits only (EventSource sends the id it was given, never blank)
+    if not re.fullmatch(r"[0-9]+", header):
+        raise InvalidInput(f"Last-Event-ID must be an event id (digits only), got {header!r}")
+    return min(int(header), MAX_EVENT_ID)  # past every event there is: nothing to replay
 
 
 def frame(item: StreamItem) -> str:
@@ -119,9 +124,11 @@ async def events(
     task_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     name: Annotated[str | None, Query(max_length=256)] = None,
     last_event_id: Annotated[
-        int | None, Query(ge=0, le=2**63 - 1, description="For clients that cannot set the header.")
+        int | None, Query(ge=0, le=MAX_EVENT_ID, description="For clients that cannot set the header.")
     ] = None,
-    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id_header: Annotated[
+        str | None, Header(alias="Last-Event-ID", json_schema_extra=_event_id_header_schema)
+    ] = None,
 ) -> EventStreamResponse:
     user = await _user(request, services)
     after = _resume_id(last_event_id_header, last_event_id)
