@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -21,6 +22,9 @@ from rich.table import Table
 from visionatrix.client import Client, ClientError, Forbidden, ServiceUnavailable, Unauthorized
 
 DEFAULT_SERVER = "http://localhost:8288"
+# nothing listening (or no route) should be said within seconds, not after the retries' backoff
+CONNECT_PROBE_SECONDS = 2.5
+_CREDENTIALS_HINT = "pass --user and --password (or set VISIONATRIX_USERNAME and VISIONATRIX_PASSWORD)"
 
 _stderr = Console(stderr=True)
 _BAR_COLUMNS = (
@@ -50,9 +54,39 @@ def remote_command(func: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(func)
     def wrapper(server: str, user: str | None, password: str | None, retries: int, **kwargs: Any) -> None:
         with Client(server, user, password, retries=retries) as client:
-            func(client, **kwargs)
+            _probe(client.base_url)
+            try:
+                func(client, **kwargs)
+            except Unauthorized as exc:
+                raise _with_hint(exc, user) from None
 
     return wrapper
+
+
+def _probe(base_url: str) -> None:
+    """Fail at once when no connection can be made. The retries are for a server that answered
+    and then broke (a restart, a 5xx), not for an address where nothing listens."""
+    try:
+        with httpx.Client(timeout=httpx.Timeout(30.0, connect=CONNECT_PROBE_SECONDS)) as probe:
+            probe.get(f"{base_url}/vapi/other/whoami").close()
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise ServiceUnavailable(
+            f"cannot reach {base_url} ({type(exc).__name__}: {exc}): is the server running there? "
+            "(--server or VISIONATRIX_API_URL)"
+        ) from None
+    except httpx.HTTPError:
+        pass  # it answered, slowly or oddly: the command's own request (with its retries) will tell
+
+
+def _with_hint(exc: Unauthorized, user: str | None) -> Unauthorized:
+    hint = f"the server refused user {user!r}: check --user and --password" if user else _CREDENTIALS_HINT
+    return Unauthorized(f"{exc.detail}; {hint}", exc.status_code, request=exc.request)
+
+
+def _console() -> Console:
+    """stdout; when it is not a terminal (a pipe, a file) nothing is cut to fit 80 columns."""
+    console = Console()
+    return console if console.is_terminal else Console(width=100_000)
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -95,7 +129,7 @@ def flows(client: Client) -> None:
             "yes" if runs else "no",
             "; ".join(flow.get("unsupported_reasons") or []),
         )
-    Console().print(table)
+    _console().print(table)
 
 
 # --- task ------------------------------------------------------------------------------------------
@@ -152,7 +186,17 @@ def _wait_all(client: Client, ids: list[int], timeout: float | None) -> dict[int
 
 
 def _bar_updater(bars: Progress, row: TaskID) -> Callable[[dict[str, Any]], None]:
-    return lambda details: bars.update(row, completed=_pct(details))
+    shown = ""  # the warning last printed: each new one once, not at every update
+
+    def follow(details: dict[str, Any]) -> None:
+        nonlocal shown
+        bars.update(row, completed=_pct(details))
+        warning = str(details.get("warning") or "")
+        if warning and warning != shown:
+            bars.console.print(f"[yellow]task {details.get('task_id')} is waiting: {warning}[/yellow]")
+        shown = warning
+
+    return follow
 
 
 def _pct(task_details: dict[str, Any]) -> float:
@@ -177,7 +221,7 @@ def list_tasks(client: Client, name: str | None) -> None:
             error[0][:60] if error else "",
             str(details.get("created_at", "")),
         )
-    Console().print(table)
+    _console().print(table)
 
 
 @task.command("show")
