@@ -100,6 +100,15 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     return pairs
 
 
+def _readable_files(values: tuple[str, ...]) -> dict[str, Path]:
+    """``--file`` values as paths, each opened once here: a local file that cannot be read is
+    said before anything is asked of the server (an OSError: exit 1, naming the file)."""
+    paths = {key: Path(value) for key, value in _pairs(values, "--file").items()}
+    for path in paths.values():
+        path.open("rb").close()
+    return paths
+
+
 # --- flows -----------------------------------------------------------------------------------------
 
 
@@ -143,8 +152,22 @@ def task() -> None:
 @task.command("run")
 @remote_command
 @click.argument("flow")
-@click.option("--input", "inputs", multiple=True, metavar="KEY=VALUE", help="a text input of the flow")
-@click.option("--file", "files", multiple=True, metavar="KEY=PATH", help="a file input of the flow")
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=lambda _ctx, _param, values: _pairs(values, "--input"),  # checked before the server is asked
+    help="a text input of the flow",
+)
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    metavar="KEY=PATH",
+    callback=lambda _ctx, _param, values: _readable_files(values),
+    help="a file input of the flow",
+)
 @click.option("--seed", type=int, default=None)
 @click.option("--count", type=click.IntRange(min=1), default=None, help="tasks to create")
 @click.option("--priority", type=click.IntRange(0, 15), default=None)
@@ -153,8 +176,8 @@ def task() -> None:
 def run_task(
     client: Client,
     flow: str,
-    inputs: tuple[str, ...],
-    files: tuple[str, ...],
+    inputs: dict[str, str],
+    files: dict[str, Path],
     seed: int | None,
     count: int | None,
     priority: int | None,
@@ -162,9 +185,7 @@ def run_task(
     timeout: float | None,
 ) -> None:
     """Run FLOW, show its progress, save its results into --out and print their paths."""
-    text = _pairs(inputs, "--input")
-    paths = {key: Path(value) for key, value in _pairs(files, "--file").items()}
-    ids = client.create_task(flow, text, paths, seed=seed, count=count, priority=priority)
+    ids = client.create_task(flow, inputs, files, seed=seed, count=count, priority=priority)
     click.echo(f"created task{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}", err=True)
     finished = _wait_all(client, ids, timeout)
     for task_id in ids:
