@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 # Request bodies take JSON's own types (no "1" for 1, no 0 for false), as their schema says.
 _STRICT = ConfigDict(strict=True)
@@ -47,6 +47,11 @@ class NextTaskRequest(BaseModel):
     # extension: input files up to this many bytes come inside the answer (``content_base64``),
     # saving the worker a download each
     inline_inputs: int = Field(0, ge=0, le=4 * 1024 * 1024)
+    # extension: installed flows this worker cannot run, each with the reason ("missing model 'x'");
+    # a task that no online worker can take shows it as its ``warning``
+    unavailable_flows: dict[str, Annotated[str, StringConstraints(max_length=1000)]] | None = Field(
+        None, max_length=1000
+    )
 
 
 class ProgressUpdate(BaseModel):

@@ -94,5 +94,39 @@ def test_timeout_exits_3_and_names_the_task(idle_server: Server, tmp_path: Path)
     result = vix("task", "run", "invert_image", "--file", f"input_image={photo}", "--timeout", "0.5",
                  url=idle_server.url, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 3
-    assert "did not finish" in _one_error_line(result)
+    assert "did not finish within 0.5 s" in _one_error_line(result)  # not the deadline's 0.49993
     assert result.stdout == ""
+
+
+def test_flows_prints_whole_names_when_piped(vix_server: Server, tmp_path: Path) -> None:
+    result = vix("flows", url=vix_server.url, cwd=tmp_path)  # stdout is a pipe: no terminal width
+    assert result.returncode == 0, result.stderr
+    names = {line.split("│")[1].strip() for line in result.stdout.splitlines() if line.count("│") > 2}
+    assert {"remove_background_birefnet_lite", "playground_2_5_prometheus"} <= names
+    assert "…" not in result.stdout
+
+
+def test_missing_credentials_name_the_options_and_variables(tmp_path: Path, sqlite_url: str) -> None:
+    server = Server(tmp_path, sqlite_url, mode="SERVER", VIX_ADMIN_PASSWORD="s3cret-pass")
+    server.start()
+    try:
+        anonymous = _one_error_line(vix("flows", url=server.url, cwd=tmp_path))
+        wrong = vix("task", "list", "--user", "admin", "--password", "nope", url=server.url, cwd=tmp_path)
+        right = vix(
+            "task", "list", "--user", "admin", "--password", "s3cret-pass", url=server.url, cwd=tmp_path
+        )
+    finally:
+        server.stop()
+    for hint in ("--user", "--password", "VISIONATRIX_USERNAME", "VISIONATRIX_PASSWORD"):
+        assert hint in anonymous
+    assert wrong.returncode == 1 and "refused user 'admin'" in _one_error_line(wrong)
+    assert right.returncode == 0, right.stderr
+
+
+def test_nothing_listening_is_said_without_the_retries(tmp_path: Path) -> None:
+    """With 50 retries the backoff alone would take many minutes: a refused connection is not retried."""
+    url = f"http://127.0.0.1:{free_port()}"
+    result = vix("flows", "--retries", "50", url=url, cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    line = _one_error_line(result)
+    assert f"cannot reach {url}" in line and "is the server running" in line

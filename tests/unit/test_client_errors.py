@@ -77,3 +77,11 @@ def test_task_errors_carry_the_task_id() -> None:
     late = Timeout(8, 2.5)
     assert (late.task_id, late.timeout, late.status_code) == (8, 2.5, None)
     assert isinstance(failed, ClientError) and isinstance(late, ClientError)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(199.99254978900012, "200"), (12.4, "12"), (2.5, "2.5"), (0.49993, "0.5"), (None, "unlimited")],
+)
+def test_timeout_message_rounds_the_seconds(seconds: float | None, shown: str) -> None:
+    assert str(Timeout(8, seconds)) == f"task 8 did not finish within {shown} s"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -21,6 +22,9 @@ from rich.table import Table
 from visionatrix.client import Client, ClientError, Forbidden, ServiceUnavailable, Unauthorized
 
 DEFAULT_SERVER = "http://localhost:8288"
+# nothing listening (or no route) should be said within seconds, not after the retries' backoff
+CONNECT_PROBE_SECONDS = 2.5
+_CREDENTIALS_HINT = "pass --user and --password (or set VISIONATRIX_USERNAME and VISIONATRIX_PASSWORD)"
 
 _stderr = Console(stderr=True)
 _BAR_COLUMNS = (
@@ -50,9 +54,39 @@ def remote_command(func: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(func)
     def wrapper(server: str, user: str | None, password: str | None, retries: int, **kwargs: Any) -> None:
         with Client(server, user, password, retries=retries) as client:
-            func(client, **kwargs)
+            _probe(client.base_url)
+            try:
+                func(client, **kwargs)
+            except Unauthorized as exc:
+                raise _with_hint(exc, user) from None
 
     return wrapper
+
+
+def _probe(base_url: str) -> None:
+    """Fail at once when no connection can be made. The retries are for a server that answered
+    and then broke (a restart, a 5xx), not for an address where nothing listens."""
+    try:
+        with httpx.Client(timeout=httpx.Timeout(30.0, connect=CONNECT_PROBE_SECONDS)) as probe:
+            probe.get(f"{base_url}/vapi/other/whoami").close()
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise ServiceUnavailable(
+            f"cannot reach {base_url} ({type(exc).__name__}: {exc}): is the server running there? "
+            "(--server or VISIONATRIX_API_URL)"
+        ) from None
+    except httpx.HTTPError:
+        pass  # it answered, slowly or oddly: the command's own request (with its retries) will tell
+
+
+def _with_hint(exc: Unauthorized, user: str | None) -> Unauthorized:
+    hint = f"the server refused user {user!r}: check --user and --password" if user else _CREDENTIALS_HINT
+    return Unauthorized(f"{exc.detail}; {hint}", exc.status_code, request=exc.request)
+
+
+def _console() -> Console:
+    """stdout; when it is not a terminal (a pipe, a file) nothing is cut to fit 80 columns."""
+    console = Console()
+    return console if console.is_terminal else Console(width=100_000)
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -64,6 +98,15 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=option)
         pairs[key] = value
     return pairs
+
+
+def _readable_files(values: tuple[str, ...]) -> dict[str, Path]:
+    """``--file`` values as paths, each opened once here: a local file that cannot be read is
+    said before anything is asked of the server (an OSError: exit 1, naming the file)."""
+    paths = {key: Path(value) for key, value in _pairs(values, "--file").items()}
+    for path in paths.values():
+        path.open("rb").close()
+    return paths
 
 
 # --- flows -----------------------------------------------------------------------------------------
@@ -95,7 +138,7 @@ def flows(client: Client) -> None:
             "yes" if runs else "no",
             "; ".join(flow.get("unsupported_reasons") or []),
         )
-    Console().print(table)
+    _console().print(table)
 
 
 # --- task ------------------------------------------------------------------------------------------
@@ -109,8 +152,22 @@ def task() -> None:
 @task.command("run")
 @remote_command
 @click.argument("flow")
-@click.option("--input", "inputs", multiple=True, metavar="KEY=VALUE", help="a text input of the flow")
-@click.option("--file", "files", multiple=True, metavar="KEY=PATH", help="a file input of the flow")
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=lambda _ctx, _param, values: _pairs(values, "--input"),  # checked before the server is asked
+    help="a text input of the flow",
+)
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    metavar="KEY=PATH",
+    callback=lambda _ctx, _param, values: _readable_files(values),
+    help="a file input of the flow",
+)
 @click.option("--seed", type=int, default=None)
 @click.option("--count", type=click.IntRange(min=1), default=None, help="tasks to create")
 @click.option("--priority", type=click.IntRange(0, 15), default=None)
@@ -119,8 +176,8 @@ def task() -> None:
 def run_task(
     client: Client,
     flow: str,
-    inputs: tuple[str, ...],
-    files: tuple[str, ...],
+    inputs: dict[str, str],
+    files: dict[str, Path],
     seed: int | None,
     count: int | None,
     priority: int | None,
@@ -128,9 +185,7 @@ def run_task(
     timeout: float | None,
 ) -> None:
     """Run FLOW, show its progress, save its results into --out and print their paths."""
-    text = _pairs(inputs, "--input")
-    paths = {key: Path(value) for key, value in _pairs(files, "--file").items()}
-    ids = client.create_task(flow, text, paths, seed=seed, count=count, priority=priority)
+    ids = client.create_task(flow, inputs, files, seed=seed, count=count, priority=priority)
     click.echo(f"created task{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}", err=True)
     finished = _wait_all(client, ids, timeout)
     for task_id in ids:
@@ -152,7 +207,17 @@ def _wait_all(client: Client, ids: list[int], timeout: float | None) -> dict[int
 
 
 def _bar_updater(bars: Progress, row: TaskID) -> Callable[[dict[str, Any]], None]:
-    return lambda details: bars.update(row, completed=_pct(details))
+    shown = ""  # the warning last printed: each new one once, not at every update
+
+    def follow(details: dict[str, Any]) -> None:
+        nonlocal shown
+        bars.update(row, completed=_pct(details))
+        warning = str(details.get("warning") or "")
+        if warning and warning != shown:
+            bars.console.print(f"[yellow]task {details.get('task_id')} is waiting: {warning}[/yellow]")
+        shown = warning
+
+    return follow
 
 
 def _pct(task_details: dict[str, Any]) -> float:
@@ -177,7 +242,7 @@ def list_tasks(client: Client, name: str | None) -> None:
             error[0][:60] if error else "",
             str(details.get("created_at", "")),
         )
-    Console().print(table)
+    _console().print(table)
 
 
 @task.command("show")

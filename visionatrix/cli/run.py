@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from visionatrix.cli import access_log
 from visionatrix.config import Config, Mode, describe_environment
 from visionatrix.errors import VixError
 
@@ -89,6 +90,7 @@ def _run_server(config: Config) -> None:
         workers.stop,
         functools.partial(_print_banner, config, count),
     )
+    access_log.quiet_idle_workers()  # after uvicorn.Config, which sets up its loggers
     workers.start_when(lambda: bool(server.started))
     try:
         server.run()

@@ -103,6 +103,7 @@ def next_task(
     wait: float,
     known_flows: list[str] | None = None,
     inline_inputs: int = 0,
+    unavailable_flows: dict[str, str] | None = None,
 ) -> Call:
     body: dict[str, Any] = {
         "worker_details": worker_details,
@@ -113,6 +114,8 @@ def next_task(
         body["known_flows"] = known_flows
     if inline_inputs > 0:  # small inputs inside the answer: no download each
         body["inline_inputs"] = inline_inputs
+    if unavailable_flows is not None:
+        body["unavailable_flows"] = unavailable_flows
     if wait <= 0:
         return Call("POST", "/vapi/tasks/next", json=body, idempotent=False)
     # The server holds the request up to `wait` seconds, so the read timeout must outlast it.

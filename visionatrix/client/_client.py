@@ -303,15 +303,26 @@ class Client:
         wait: float = 0.0,
         known_flows: list[str] | None = None,
         inline_inputs: int = 0,
+        unavailable_flows: dict[str, str] | None = None,
     ) -> dict[str, Any] | None:
         """Claim the next task this worker can run, or None; ``wait`` > 0 long-polls that many seconds.
 
         ``known_flows``: the installed flows the worker last saw; the server ends the poll at once
         (None) when they changed, so the worker re-reads what it can run. ``inline_inputs``: input
         files up to this many bytes come inside the answer (``input_files[i]["content_base64"]``).
+        ``unavailable_flows``: installed flows this worker cannot run, each with the reason; the
+        server shows it on tasks that no worker can take.
         """
         response = self._send(
-            _calls.next_task(worker_details, tasks_names, last_task_name, wait, known_flows, inline_inputs)
+            _calls.next_task(
+                worker_details,
+                tasks_names,
+                last_task_name,
+                wait,
+                known_flows,
+                inline_inputs,
+                unavailable_flows,
+            )
         )
         return None if response.status_code == 204 else _calls.json_object(response)
 

@@ -77,7 +77,14 @@ class Timeout(ClientError):
     def __init__(self, task_id: int, timeout: float | None) -> None:
         self.task_id = task_id
         self.timeout = timeout
-        super().__init__(f"task {task_id} did not finish within {timeout} s")
+        super().__init__(f"task {task_id} did not finish within {seconds_text(timeout)} s")
+
+
+def seconds_text(seconds: float | None) -> str:
+    """Seconds for a message: whole ones from 10 on (a deadline's 199.9925 s reads "200")."""
+    if seconds is None:
+        return "unlimited"
+    return f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.2g}"
 
 
 _BY_STATUS: dict[int, type[ClientError]] = {

@@ -126,6 +126,8 @@ class Worker(Base):
     user_id: Mapped[str] = mapped_column(String(128))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     tasks_to_give: Mapped[list[Any]] = mapped_column(default=list)
+    # installed flows the worker cannot run, each with its reason, as it last reported them
+    unavailable_flows: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
     current_task_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=None)
 

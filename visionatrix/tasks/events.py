@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from visionatrix.db import task_events as db_events
 from visionatrix.db import tasks as db_tasks
 from visionatrix.db.tables import Task, utcnow
-from visionatrix.tasks import wire
+from visionatrix.tasks import wire, workers
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,8 @@ class TaskEvents:
 
 async def _described(session: AsyncSession, tasks: Sequence[Task], cursor: int) -> list[StreamItem]:
     children = await db_tasks.children_ids(session, [t.id for t in tasks])
-    return [TaskChanged(cursor, wire.details(t, children[t.id])) for t in tasks]
+    warnings = await workers.waiting_warnings(session, tasks)
+    return [TaskChanged(cursor, wire.details(t, children[t.id], warnings.get(t.id, ""))) for t in tasks]
 
 
 @dataclass

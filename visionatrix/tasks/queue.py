@@ -73,9 +73,7 @@ class TaskQueue:
                     session, request.known_flows
                 ):
                     return None
-                worker_id, names = await workers.check_in(
-                    session, user, request.worker_details, request.tasks_names
-                )
+                worker_id, names = await workers.check_in(session, user, request)
                 task = await transitions.claimed(
                     session,
                     worker_id=worker_id,

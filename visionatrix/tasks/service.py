@@ -24,7 +24,7 @@ from visionatrix.flows.inputs import validate_inputs
 from visionatrix.flows.model import Flow
 from visionatrix.schemas import UserInfo
 from visionatrix.storage import Storage
-from visionatrix.tasks import inputs, transitions, translation, wire
+from visionatrix.tasks import inputs, transitions, translation, wire, workers
 from visionatrix.tasks.events import TaskEvents
 from visionatrix.tasks.lifecycle import Status
 from visionatrix.tasks.requests import TaskRequest
@@ -167,7 +167,8 @@ class TaskService:
     async def details(self, session: AsyncSession, user: UserInfo, task_id: int) -> dict[str, Any]:
         task = await self.owned(session, user, task_id)
         children = await db_tasks.children_ids(session, [task.id])
-        return wire.details(task, children[task.id])
+        warnings = await workers.waiting_warnings(session, [task])
+        return wire.details(task, children[task.id], warnings.get(task.id, ""))
 
     async def listing(
         self,
@@ -193,8 +194,9 @@ class TaskService:
             offset=offset,
         )
         children = await db_tasks.children_ids(session, [t.id for t in rows])
+        warnings = await workers.waiting_warnings(session, rows)
         shape = wire.summary if short else wire.details
-        return {str(t.id): shape(t, children[t.id]) for t in rows}, total
+        return {str(t.id): shape(t, children[t.id], warnings.get(t.id, "")) for t in rows}, total
 
     async def result_path(
         self, session: AsyncSession, user: UserInfo, task_id: int, node_id: int, batch_index: int

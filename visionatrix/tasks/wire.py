@@ -12,7 +12,8 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def details(task: Task, child_tasks: list[int]) -> dict[str, Any]:
+def details(task: Task, child_tasks: list[int], warning: str = "") -> dict[str, Any]:
+    """``warning``: an extension, why a queued task cannot start (``tasks.workers.waiting_warnings``)."""
     return {
         "task_id": task.id,
         "name": task.name,
@@ -38,17 +39,18 @@ def details(task: Task, child_tasks: list[int]) -> dict[str, Any]:
         "attempts": task.attempts,
         "webhook_url": task.webhook_url,
         "webhook_headers": task.webhook_headers,
+        "warning": warning,
     }
 
 
 _SUMMARY = (
     "task_id", "name", "status", "progress", "error", "outputs", "input_params", "execution_time",
-    "parent_task_id", "child_tasks", "priority", "group_scope",
+    "parent_task_id", "child_tasks", "priority", "group_scope", "warning",
 )  # fmt: skip
 
 
-def summary(task: Task, child_tasks: list[int]) -> dict[str, Any]:
-    full = details(task, child_tasks)
+def summary(task: Task, child_tasks: list[int], warning: str = "") -> dict[str, Any]:
+    full = details(task, child_tasks, warning)
     return {key: full[key] for key in _SUMMARY}
 
 

@@ -15,9 +15,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from visionatrix.db import workers as db_workers
-from visionatrix.db.tables import Worker, utcnow
+from visionatrix.db.tables import Task, Worker, utcnow
 from visionatrix.errors import Forbidden, NotFound
-from visionatrix.schemas import UserInfo, WorkerDetails
+from visionatrix.schemas import NextTaskRequest, UserInfo, WorkerDetails
+from visionatrix.tasks.lifecycle import Status
 
 # a worker not seen for this long shows as offline
 ONLINE_WITHIN = timedelta(minutes=2)
@@ -34,17 +35,43 @@ def identity(user: UserInfo, details: WorkerDetails) -> str:
     return (named if named.startswith(prefix) else prefix + named)[:_MAX_ID]
 
 
-async def check_in(
-    session: AsyncSession, user: UserInfo, details: WorkerDetails, offered: Sequence[str]
-) -> tuple[str, list[str]]:
-    """Record that the worker is alive; its id and the flow names it may take now."""
+async def check_in(session: AsyncSession, user: UserInfo, request: NextTaskRequest) -> tuple[str, list[str]]:
+    """Record that the worker is alive (and what it cannot run); its id and the flow names it may take now."""
+    details, offered = request.worker_details, request.tasks_names
     worker_id = identity(user, details)
-    worker = await db_workers.seen(session, worker_id, user.user_id, details.model_dump())
+    worker = await db_workers.seen(
+        session, worker_id, user.user_id, details.model_dump(), request.unavailable_flows
+    )
     if worker.user_id != user.user_id:  # only rows written before ids carried their user
         raise Forbidden(f"worker {worker_id!r} belongs to another user")
     if worker.tasks_to_give:
         return worker_id, [name for name in offered if name in worker.tasks_to_give]
     return worker_id, list(offered)
+
+
+async def waiting_warnings(session: AsyncSession, tasks: Sequence[Task]) -> dict[int, str]:
+    """Why each queued task among ``tasks`` cannot start: no worker online, or none of the online
+    ones can run its flow (with their reasons). A task some worker could take gets none."""
+    queued = [t for t in tasks if t.status == Status.QUEUED]
+    if not queued:
+        return {}
+    online = await db_workers.seen_since(session, utcnow() - ONLINE_WITHIN)
+    warnings = {t.id: why_waiting(t.name, online) for t in queued}
+    return {task_id: text for task_id, text in warnings.items() if text}
+
+
+def why_waiting(flow: str, online: Sequence[Worker]) -> str:
+    if not online:
+        return "no worker is online"
+    reasons = []
+    for worker in online:
+        if worker.tasks_to_give and flow not in worker.tasks_to_give:
+            reasons.append(f"worker {worker.worker_id} is set to take only {', '.join(worker.tasks_to_give)}")
+        elif reason := (worker.unavailable_flows or {}).get(flow):
+            reasons.append(str(reason))
+        else:
+            return ""  # this one can take it: the task waits its turn
+    return f"no worker can run flow {flow!r}: {'; '.join(dict.fromkeys(reasons))}"
 
 
 async def busy_with(session: AsyncSession, worker_id: str, task_id: int | None) -> None:

@@ -1,4 +1,8 @@
-"""Which installed flows this worker offers to run: every node class implemented, every model on disk."""
+"""Which installed flows this worker offers to run: every node class implemented, every model on disk.
+
+The others are reported to the server with the reason (``unavailable_flows``), so a task that no
+worker can take says why instead of sitting at 0 %.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ class RunnableFlows:
         self.client = client
         self.models_dir = models_dir
         self._names: list[str] = []
+        self.unavailable: dict[str, str] = {}  # installed flow -> why this worker does not take it
         self.known: list[str] = []  # every installed flow, runnable here or not
         self._at = -FLOWS_TTL
         self._missing: dict[str, list[Path]] = {}  # flow name -> model files it lacked when it ran
@@ -38,7 +43,9 @@ class RunnableFlows:
             installed = self.client.flows()
             self.known = [f["name"] for f in installed]
             self._missing = {name: files for name, files in self._missing.items() if name in self.known}
-            self._names = [f["name"] for f in installed if self._runnable(f)]
+            reasons = {f["name"]: self._why_not(f) for f in installed}
+            self._names = [name for name, reason in reasons.items() if not reason]
+            self.unavailable = {name: reason for name, reason in reasons.items() if reason}
             self._at = time.monotonic()
         return self._names
 
@@ -57,20 +64,31 @@ class RunnableFlows:
     def waiting_for_files(self) -> bool:
         return bool(self._missing)
 
-    def _runnable(self, flow: dict[str, Any]) -> bool:
-        if registry.missing(flow.get("node_classes") or []):
-            return False
+    def _why_not(self, flow: dict[str, Any]) -> str:
+        """Why this worker cannot run ``flow`` now; empty when it can."""
+        if classes := registry.missing(flow.get("node_classes") or []):
+            return f"node classes not implemented: {', '.join(sorted(classes))}"
         listed = [self.models_dir / m.get("folder", "") / m["filename"] for m in flow.get("models") or []]
-        return all(path.is_file() for path in listed) and self._files_back(flow["name"])
+        return _missing_models(listed) or self._files_not_back(flow["name"])
 
-    def _files_back(self, name: str) -> bool:
+    def _files_not_back(self, name: str) -> str:
         files = self._missing.get(name)
         if files is None:
-            return True
-        if not all(path.is_file() for path in files):
-            return False
+            return ""
+        if reason := _missing_models(files):
+            return reason
         log.info(
             "flow %s: its model files are back", name, extra={"action": "flow_models_back", "flow": name}
         )
         del self._missing[name]
-        return True
+        return ""
+
+
+def _missing_models(paths: list[Path]) -> str:
+    missing = [path.name for path in paths if not path.is_file()]
+    if not missing:
+        return ""
+    named = ", ".join(repr(name) for name in missing[:3]) + (
+        f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+    )
+    return f"missing model{'s' if len(missing) > 1 else ''} {named}"

@@ -176,7 +176,13 @@ def _next_task(
     try:
         names = flows.names()
         return client.next_task(
-            details, names, last_name, wait=wait, known_flows=flows.known, inline_inputs=INLINE_INPUTS
+            details,
+            names,
+            last_name,
+            wait=wait,
+            known_flows=flows.known,
+            inline_inputs=INLINE_INPUTS,
+            unavailable_flows=flows.unavailable,
         )
     except (Unauthorized, Forbidden) as exc:
         raise errors.Unauthorized(_refusal(client, exc)) from None

@@ -5,6 +5,8 @@ import { fill, formatBytes, h, nextId, openDialog, toast } from "./dom.js";
 import { FlowForm, pastedImage } from "./form.js";
 import { TaskBoard } from "./tasks.js";
 
+const WARNING_REFRESH_MS = 10000;
+
 export async function mount(main, { args, state, navigate, me }) {
   const name = args[0];
   const installed = await api("vapi/flows/installed");
@@ -61,7 +63,9 @@ export async function mount(main, { args, state, navigate, me }) {
     h("div", { class: "area-queue" }, board.queueEl),
     h("div", { class: "area-results" }, board.galleryEl)));
   await reload();
-  return { destroy: () => { events.close(); document.removeEventListener("paste", onPaste); } };
+  // a queued task's warning changes with the workers (one goes offline, one gets the model), not with the task
+  const refresh = setInterval(() => { if (board.hasQueued()) reload().catch(() => {}); }, WARNING_REFRESH_MS);
+  return { destroy: () => { clearInterval(refresh); events.close(); document.removeEventListener("paste", onPaste); } };
 }
 
 function flowHead(flow, me, navigate) {

@@ -42,6 +42,11 @@ export class TaskBoard {
     if (draw) this.draw();
   }
 
+  /** Whether a queued task is shown: its warning (no worker can take it) depends on the workers, not on a change of the task. */
+  hasQueued() {
+    return [...this.tasks.values()].some((t) => t.status === "queued");
+  }
+
   remove(taskId) {
     this.tasks.delete(taskId);
     this.draw();
@@ -59,7 +64,7 @@ export class TaskBoard {
     for (const [id, item] of this.queueItems) if (!keep.has(id)) { item.element.remove(); this.queueItems.delete(id); }
     waiting.forEach((task, index) => {
       let item = this.queueItems.get(task.task_id);
-      const signature = `${task.status}|${task.priority}|${task.error}`;
+      const signature = `${task.status}|${task.priority}|${task.error}|${task.warning || ""}`;
       if (!item || item.signature !== signature) {
         const fresh = { signature, ...this.queueItem(task) };
         if (item) item.element.replaceWith(fresh.element);
@@ -94,6 +99,7 @@ export class TaskBoard {
       h("div", { class: "progress-row" }, progress, percent),
       h("p", { class: "small muted clamp" }, this.summary(task)),
       task.error ? h("p", { class: "error-text", role: "alert" }, task.error) : null,
+      task.warning && task.status === "queued" ? h("p", { class: "warning-text", role: "status" }, task.warning) : null,
       h("div", { class: "actions" }, actions));
     return { element, progress, percent };
   }
