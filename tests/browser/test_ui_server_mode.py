@@ -114,3 +114,15 @@ def test_a_user_who_is_not_an_admin_sees_no_admin_controls(pages: Pages, ui_serv
     admin.get_by_role("button", name="Install SDXL Lighting").wait_for()
     assert admin.get_by_role("button", name="Uninstall Invert image").is_visible()
     shot(admin, "server-mode-catalog-admin")
+
+
+def test_a_task_no_worker_can_take_says_why(pages: Pages, ui_server: Server, photo: str) -> None:
+    page = pages.open(ALICE)
+    page.goto("/workflows/invert_image")
+    page.get_by_text("● live").wait_for()
+    task = _run(page, photo)
+    item = page.locator(f'li.task[data-task="{task}"]')
+    item.get_by_role("status").filter(has_text="no worker is online").wait_for()
+    shot(page, "queue-warning")
+    with ui_server.client(ALICE) as http:
+        assert http.get(f"/vapi/tasks/progress/{task}").json()["warning"] == "no worker is online"
