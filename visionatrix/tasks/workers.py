@@ -66,7 +66,8 @@ def why_waiting(flow: str, online: Sequence[Worker]) -> str:
     reasons = []
     for worker in online:
         if worker.tasks_to_give and flow not in worker.tasks_to_give:
-            reasons.append(f"worker {worker.worker_id} is set to take only {', '.join(worker.tasks_to_give)}")
+            # not named: the task's owner may be anyone, a worker's id carries its host's name
+            reasons.append("a worker is set to take only other flows")
         elif reason := (worker.unavailable_flows or {}).get(flow):
             reasons.append(str(reason))
         else:
