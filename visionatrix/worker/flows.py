@@ -16,11 +16,16 @@ from visionatrix.engine import registry
 
 log = logging.getLogger(__name__)
 
-FLOWS_TTL = 5.0  # re-read the installed flows (and look at the disk again) this often
+FLOWS_TTL = 5.0  # look at the disk again this often: a model file may have landed
+# re-read the installed flows at least this often; sooner when a long poll ends early, which the
+# server does at once when they differ from the ``known_flows`` the worker sent
+SERVER_TTL = 300.0
 
 
 class RunnableFlows:
-    """The flows to ask the server for, re-read every ``FLOWS_TTL`` seconds.
+    """The flows to ask the server for: the installed ones (re-read when they may have changed)
+    whose node classes this engine has and whose model files are on disk (looked at every
+    ``FLOWS_TTL`` seconds).
 
     A flow that failed for a model file missing on this machine (one not in its ``models`` list,
     or removed since the last look) is not offered again until that file is there.
@@ -32,21 +37,27 @@ class RunnableFlows:
         self._names: list[str] = []
         self.unavailable: dict[str, str] = {}  # installed flow -> why this worker does not take it
         self.known: list[str] = []  # every installed flow, runnable here or not
+        self._installed: list[dict[str, Any]] = []
+        self._fetched = -SERVER_TTL
         self._at = -FLOWS_TTL
         self._missing: dict[str, list[Path]] = {}  # flow name -> model files it lacked when it ran
 
     def invalidate(self) -> None:
-        self._at = -FLOWS_TTL
+        """The installed flows may have changed: re-read them before the next poll."""
+        self._fetched = -SERVER_TTL
 
     def names(self) -> list[str]:
-        if time.monotonic() - self._at >= FLOWS_TTL:
-            installed = self.client.flows()
-            self.known = [f["name"] for f in installed]
+        now = time.monotonic()
+        if now - self._fetched >= SERVER_TTL:
+            self._installed = self.client.flows()
+            self.known = [f["name"] for f in self._installed]
             self._missing = {name: files for name, files in self._missing.items() if name in self.known}
-            reasons = {f["name"]: self._why_not(f) for f in installed}
+            self._fetched, self._at = now, -FLOWS_TTL
+        if now - self._at >= FLOWS_TTL:
+            reasons = {f["name"]: self._why_not(f) for f in self._installed}
             self._names = [name for name, reason in reasons.items() if not reason]
             self.unavailable = {name: reason for name, reason in reasons.items() if reason}
-            self._at = time.monotonic()
+            self._at = now
         return self._names
 
     def lacks_files(self, flow: str, files: list[Path]) -> None:

@@ -32,6 +32,7 @@ from visionatrix.worker.stages import CallLog, StageClock, write_record
 log = logging.getLogger(__name__)
 
 LONG_POLL_SECONDS = 25.0
+_EARLY = 1.0  # a poll answered this much sooner than its wait ended early: something changed
 # inputs this small come inside the claim's answer: a round trip saved, where the transfer is not
 # what costs (a 1.5 MB PNG takes as long as JSON-and-base64 as in its own download)
 INLINE_INPUTS = 256 * 1024
@@ -139,9 +140,11 @@ def _slot(
     last_name, done = "", 0
     while not shutdown.requested.is_set() and budget.reserve():
         asked = time.time()
+        # while a flow waits for a model file, poll shorter so the file is noticed soon after it lands
+        wait = FLOWS_TTL if flows.waiting_for_files else LONG_POLL_SECONDS
         task: dict[str, Any] | None = None
         try:
-            task = _next_task(client, flows, details, last_name)
+            task = _next_task(client, flows, details, last_name, wait)
             polls.reset()
         except ClientError as exc:
             delay = polls.next_delay()
@@ -152,7 +155,8 @@ def _slot(
             if task is None:
                 budget.release()
         if task is None:
-            flows.invalidate()  # the poll ended empty: maybe the installed flows changed; re-read them
+            if time.time() - asked < wait - _EARLY:
+                flows.invalidate()  # ended before its time: the installed flows changed (or the server stops)
             continue
         clock = StageClock(int(task["task_id"]), str(task.get("name", "")))
         clock.add("claim", asked, time.time())
@@ -169,10 +173,8 @@ def _slot(
 
 
 def _next_task(
-    client: Client, flows: RunnableFlows, details: dict[str, Any], last_name: str
+    client: Client, flows: RunnableFlows, details: dict[str, Any], last_name: str, wait: float
 ) -> dict[str, Any] | None:
-    # while a flow waits for a model file, poll shorter so the file is noticed soon after it lands
-    wait = FLOWS_TTL if flows.waiting_for_files else LONG_POLL_SECONDS
     try:
         names = flows.names()
         return client.next_task(
