@@ -99,10 +99,12 @@ def test_timeout_exits_3_and_names_the_task(idle_server: Server, tmp_path: Path)
 
 
 def test_flows_prints_whole_names_when_piped(vix_server: Server, tmp_path: Path) -> None:
-    result = vix("flows", url=vix_server.url, cwd=tmp_path)  # stdout is a pipe: no terminal width
+    result = vix("flows", url=vix_server.url, cwd=tmp_path)  # stdout is a pipe: tab-separated lines
     assert result.returncode == 0, result.stderr
-    names = {line.split("│")[1].strip() for line in result.stdout.splitlines() if line.count("│") > 2}
-    assert {"remove_background_birefnet_lite", "playground_2_5_prometheus"} <= names
+    header, *rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert header == ["Name", "Display name", "Version", "Installed", "Runs here", "Why not"]
+    assert all(len(row) == len(header) and row == [cell.strip() for cell in row] for row in rows)
+    assert {"remove_background_birefnet_lite", "playground_2_5_prometheus"} <= {row[0] for row in rows}
     assert "…" not in result.stdout
 
 

@@ -83,10 +83,18 @@ def _with_hint(exc: Unauthorized, user: str | None) -> Unauthorized:
     return Unauthorized(f"{exc.detail}; {hint}", exc.status_code, request=exc.request)
 
 
-def _console() -> Console:
-    """stdout; when it is not a terminal (a pipe, a file) nothing is cut to fit 80 columns."""
+def _print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table on a terminal; elsewhere (a pipe, a file) tab-separated lines with a header, whole
+    and unpadded, for ``grep``, ``cut -f`` and spreadsheets."""
     console = Console()
-    return console if console.is_terminal else Console(width=100_000)
+    if console.is_terminal:
+        table = Table(*columns)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    for row in (columns, *rows):
+        click.echo("\t".join(" ".join(cell.split()) for cell in row))
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -127,18 +135,20 @@ def flows(client: Client) -> None:
     except ClientError as exc:  # the installed half is still worth showing
         _stderr.print(f"[yellow]could not list the flows available to install: {exc}[/yellow]")
         available = []
-    table = Table("Name", "Display name", "Version", "Installed", "Runs here", "Why not")
+    rows = []
     for flow, is_installed in [(f, True) for f in installed] + [(f, False) for f in available]:
         runs = is_installed or flow.get("runnable", True)  # a server without the field runs its catalog
-        table.add_row(
-            str(flow.get("name", "")),
-            str(flow.get("display_name", "")),
-            str(flow.get("version", "")),
-            "yes" if is_installed else "no",
-            "yes" if runs else "no",
-            "; ".join(flow.get("unsupported_reasons") or []),
+        rows.append(
+            (
+                str(flow.get("name", "")),
+                str(flow.get("display_name", "")),
+                str(flow.get("version", "")),
+                "yes" if is_installed else "no",
+                "yes" if runs else "no",
+                "; ".join(flow.get("unsupported_reasons") or []),
+            )
         )
-    _console().print(table)
+    _print_table(("Name", "Display name", "Version", "Installed", "Runs here", "Why not"), rows)
 
 
 # --- task ------------------------------------------------------------------------------------------
@@ -232,17 +242,19 @@ def _pct(task_details: dict[str, Any]) -> float:
 @click.option("--name", default=None, help="only tasks of this flow")
 def list_tasks(client: Client, name: str | None) -> None:
     """List your tasks."""
-    table = Table("ID", "Flow", "Progress", "Error", "Created")
+    rows = []
     for task_id, details in sorted(client.tasks(name).items(), key=lambda item: int(item[0])):
         error = str(details.get("error") or "").strip().splitlines()
-        table.add_row(
-            str(task_id),
-            str(details.get("name", "")),
-            f"{_pct(details):.1f}%",
-            error[0][:60] if error else "",
-            str(details.get("created_at", "")),
+        rows.append(
+            (
+                str(task_id),
+                str(details.get("name", "")),
+                f"{_pct(details):.1f}%",
+                error[0][:60] if error else "",
+                str(details.get("created_at", "")),
+            )
         )
-    _console().print(table)
+    _print_table(("ID", "Flow", "Progress", "Error", "Created"), rows)
 
 
 @task.command("show")
