@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from visionatrix.client import Client, ClientError, Forbidden, ServiceUnavailable, Unauthorized
+from visionatrix.client import Client, ClientError, Forbidden, ServiceUnavailable, Timeout, Unauthorized
 
 DEFAULT_SERVER = "http://localhost:8288"
 # nothing listening (or no route) should be said within seconds, not after the retries' backoff
@@ -212,7 +212,10 @@ def _wait_all(client: Client, ids: list[int], timeout: float | None) -> dict[int
         for task_id in ids:
             left = None if end is None else max(0.0, end - time.monotonic())
             follow = _bar_updater(bars, rows[task_id])
-            finished[task_id] = client.wait(task_id, timeout=left, on_progress=follow)
+            try:
+                finished[task_id] = client.wait(task_id, timeout=left, on_progress=follow)
+            except Timeout:
+                raise Timeout(task_id, timeout) from None  # the --timeout given, not what was left of it
         return finished
 
 
